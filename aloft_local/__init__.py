@@ -1,0 +1,1 @@
+"""The embedded local stack behind `make run` (never deployed: it lives outside chalicelib)."""

@@ -1,0 +1,42 @@
+"""`make run`: start the local stack on http://localhost:${PORT:-8000} until Ctrl-C."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+
+
+def main() -> int:
+    logging.basicConfig(level=os.environ.get("ALOFT_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    from .stack import LocalStack
+
+    stack = LocalStack(port=int(os.environ.get("PORT") or 8000),
+                       host=os.environ.get("HOST") or "127.0.0.1",
+                       poll_seconds=float(os.environ.get("ALOFT_POLL_SECONDS") or 5))
+    stack.start()
+    username, password, created = stack.admin
+    print(f"Aloft local stack: API on {stack.url}/api/ (poller every {stack.poll_seconds:g} s)", flush=True)
+    print(f"  storage: {stack.endpoint}", flush=True)
+    if created:
+        print(f"  superuser: {username} / {password}", flush=True)
+    else:
+        print(f"  superuser {username!r} already exists (left unchanged)", flush=True)
+    print("  Ctrl-C to stop.", flush=True)
+
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    print("Stopping...", flush=True)
+    stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

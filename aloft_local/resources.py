@@ -1,0 +1,85 @@
+"""Create Aloft's tables and bucket from infra/resources.json (the deployment's own file).
+
+The CloudFormation template maps each setting (`ALOFT_USERS_TABLE`, ...) to a
+resource through `Globals.Function.Environment.Variables`; this module reads that
+mapping, names each resource `<prefix>-<logical id>` locally, creates what is
+missing, and returns the environment the app needs to find them.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+RESOURCES_FILE = Path(__file__).resolve().parent.parent / "infra" / "resources.json"
+
+
+def load_template() -> dict:
+    return json.loads(RESOURCES_FILE.read_text())
+
+
+def _bucket_name(prefix: str, logical_id: str) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", f"{prefix}-{logical_id}".lower())[:63]
+
+
+def resource_environment(prefix: str, template: dict | None = None) -> dict[str, str]:
+    """Setting name -> local resource name, for every table and bucket the app uses."""
+    template = template or load_template()
+    resources = template["Resources"]
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    env = {}
+    for setting, value in variables.items():
+        logical_id = value.get("Ref") if isinstance(value, dict) else None
+        kind = resources.get(logical_id, {}).get("Type")
+        if kind == "AWS::DynamoDB::Table":
+            env[setting] = f"{prefix}-{logical_id}"
+        elif kind == "AWS::S3::Bucket":
+            env[setting] = _bucket_name(prefix, logical_id)
+    return env
+
+
+def _table_request(name: str, properties: dict) -> dict:
+    request = {key: properties[key] for key in
+               ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes")
+               if key in properties}
+    request["TableName"] = name
+    return request
+
+
+def _s3_cors(cloudformation_cors: dict) -> dict:
+    """CloudFormation's CorsConfiguration spelled as the S3 API wants it."""
+    renames = {"MaxAge": "MaxAgeSeconds", "ExposedHeaders": "ExposeHeaders", "Id": "ID"}
+    return {"CORSRules": [{renames.get(k, k): v for k, v in rule.items()}
+                          for rule in cloudformation_cors["CorsRules"]]}
+
+
+def create_resources(prefix: str, dynamodb, s3, template: dict | None = None) -> dict[str, str]:
+    """Create missing tables and buckets; returns resource_environment(prefix)."""
+    template = template or load_template()
+    env = resource_environment(prefix, template)
+    by_name = {}
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") == "AWS::DynamoDB::Table":
+            by_name[f"{prefix}-{logical_id}"] = ("table", resource["Properties"])
+        elif resource.get("Type") == "AWS::S3::Bucket":
+            by_name[_bucket_name(prefix, logical_id)] = ("bucket", resource.get("Properties", {}))
+    existing_tables = set(dynamodb.list_tables().get("TableNames", []))
+    existing_buckets = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    for name in env.values():
+        kind, properties = by_name[name]
+        if kind == "table" and name not in existing_tables:
+            try:
+                dynamodb.create_table(**_table_request(name, properties))
+            except dynamodb.exceptions.ResourceInUseException:
+                pass  # another stack created it first
+        elif kind == "bucket" and name not in existing_buckets:
+            try:
+                s3.create_bucket(Bucket=name)
+            except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+                pass
+            if "CorsConfiguration" in properties:
+                s3.put_bucket_cors(Bucket=name, CORSConfiguration=_s3_cors(properties["CorsConfiguration"]))
+    for name in env.values():
+        if by_name[name][0] == "table":
+            dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
+    return env

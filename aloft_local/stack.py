@@ -1,0 +1,126 @@
+"""The embedded local stack: moto (DynamoDB + S3), the API gateway, the poller loop.
+
+Several stacks pointed at one endpoint (AWS_ENDPOINT_URL...) share every table
+and the bucket, and behave like several Lambda containers on one deployment.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from .gateway import LocalGateway
+from .resources import create_resources
+
+log = logging.getLogger("aloft.local")
+RESOURCE_PREFIX = "aloft-local"
+DEFAULT_MOTO_PORT = 4566
+_ENDPOINT_VARS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LocalStack:
+    def __init__(self, port: int = 8000, host: str = "127.0.0.1", poll_seconds: float = 5.0):
+        self.port = port
+        self.host = host
+        self.poll_seconds = poll_seconds
+        self.endpoint: str | None = None
+        self.moto = None
+        self.gateway: LocalGateway | None = None
+        self.admin: tuple[str, str, bool] | None = None
+        self._stop = threading.Event()
+        self._poller_thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ setup
+    def _start_storage(self) -> None:
+        if any(os.environ.get(v) for v in _ENDPOINT_VARS):
+            self.endpoint = ", ".join(f"{v}={os.environ[v]}" for v in _ENDPOINT_VARS if os.environ.get(v))
+            return
+        from moto.server import ThreadedMotoServer
+
+        port = int(os.environ.get("ALOFT_MOTO_PORT") or DEFAULT_MOTO_PORT)
+        if not _port_free(port):
+            port = _free_port()
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.moto.start()
+        os.environ["AWS_ENDPOINT_URL"] = self.endpoint = f"http://127.0.0.1:{port}"
+
+    def _configure_environment(self) -> None:
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        os.environ["ALOFT_STAGE"] = "local"
+        from chalicelib import aws, config
+
+        aws.reset()
+        env = create_resources(RESOURCE_PREFIX, aws.dynamodb(), aws.s3())
+        os.environ.update(env)
+        config.reset()
+
+    def _seed_admin(self) -> None:
+        from chalicelib.auth import hash_password
+        from chalicelib.models import utcnow
+        from chalicelib.store import users
+
+        username = os.environ.get("ALOFT_ADMIN_USERNAME") or "admin"
+        password = os.environ.get("ALOFT_ADMIN_PASSWORD") or "admin"
+        created = users.ensure({
+            "username": username, "email": "", "first_name": "", "last_name": "",
+            "is_superuser": True, "is_active": True, "date_joined": utcnow(),
+            "password": hash_password(password)})
+        self.admin = (username, password, created)
+
+    def start(self) -> "LocalStack":
+        self._start_storage()
+        self._configure_environment()
+        self._seed_admin()
+        from app import app
+
+        self.gateway = LocalGateway(app, self.host, self.port)
+        self.port = self.gateway.port
+        self.gateway.start_in_thread()
+        if self.poll_seconds > 0:
+            self._poller_thread = threading.Thread(target=self._poll_loop, name="aloft-poller", daemon=True)
+            self._poller_thread.start()
+        return self
+
+    # ------------------------------------------------------------ poller
+    def _poll_loop(self) -> None:
+        from .scheduler import run_poller_once
+
+        while not self._stop.is_set():
+            try:
+                run_poller_once()
+            except Exception:  # keep polling; the next cycle retries
+                log.exception("poll cycle failed")
+            self._stop.wait(self.poll_seconds)
+
+    # ------------------------------------------------------------ teardown
+    def stop(self) -> None:
+        self._stop.set()
+        if self.gateway:
+            self.gateway.shutdown()
+            self.gateway.server_close()
+        if self._poller_thread:
+            self._poller_thread.join(timeout=30)
+        if self.moto:
+            self.moto.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"

@@ -1,0 +1,67 @@
+"""Aloft: WebODM's REST API on AWS Chalice.
+
+This module only wires things together: the blueprints, the error middleware and
+the scheduled poller. No work happens at import beyond that (cold start).
+"""
+from __future__ import annotations
+
+import logging
+
+from chalice import Chalice, Rate, Response
+
+from chalicelib.api import auth as auth_routes
+from chalicelib.api import projects as project_routes
+from chalicelib.api import users as user_routes
+from chalicelib.api.common import BODY_CONTENT_TYPES
+from chalicelib.errors import ApiError
+
+app = Chalice(app_name="aloft")
+app.log.setLevel(logging.INFO)
+app.api.binary_types.append("multipart/form-data")
+
+for blueprint in (auth_routes.bp, user_routes.bp, project_routes.bp):
+    app.register_blueprint(blueprint)
+
+_JSON = {"Content-Type": "application/json"}
+_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+
+
+def _drf_body(response: Response, method: str) -> Response:
+    """Chalice's own {"Code", "Message"} errors (405, 415, 500...) in DRF's shape."""
+    body = response.body
+    if response.status_code < 400 or not isinstance(body, dict) or set(body) != {"Code", "Message"}:
+        return response
+    if response.status_code == 405:
+        detail = f'Method "{method}" not allowed.'
+    elif response.status_code >= 500:
+        detail = "Internal server error"
+    else:
+        detail = body["Message"]
+    response.body = {"detail": detail}
+    response.headers = {**(response.headers or {}), **_JSON}
+    return response
+
+
+@app.middleware("http")
+def drf_errors(event, get_response):
+    """ApiError -> its DRF body; anything unexpected -> a logged 500 without traceback."""
+    try:
+        response = get_response(event)
+    except ApiError as error:
+        return Response(body=error.body, status_code=error.status, headers={**_JSON, **error.headers})
+    except Exception:  # noqa: BLE001 - the last line of defence
+        app.log.exception("Unhandled error on %s %s", event.method, event.path)
+        return Response(body={"detail": "Internal server error"}, status_code=500, headers=_JSON)
+    return _drf_body(response, event.method)
+
+
+@app.route("/api", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+def api_root():
+    """The API root, like DRF's router root."""
+    return {"projects": "/api/projects/", "processingnodes": "/api/processingnodes/"}
+
+
+@app.route("/{proxy+}", methods=_ALL_METHODS, content_types=BODY_CONTENT_TYPES)
+def not_found_fallback():
+    """Unknown paths are DRF 404s rather than API Gateway's 403 "Missing Authentication Token"."""
+    return Response(body={"detail": "Not found."}, status_code=404, headers=_JSON)

@@ -1,0 +1,1 @@
+"""Aloft: WebODM's REST API as AWS Chalice functions (everything deployed lives here)."""

@@ -1,0 +1,1 @@
+"""HTTP routes: one blueprint per resource. Views parse, check, call the store, serialize."""

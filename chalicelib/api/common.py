@@ -1,0 +1,189 @@
+"""What every route needs: the caller, query parameters, the parsed body, responses.
+
+Bodies are accepted as JSON, form-urlencoded or multipart (webodm-api.md §0.6).
+Any malformed input becomes a DRF-style 400 here, never an exception in a view.
+"""
+from __future__ import annotations
+
+import json
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from chalice import Response
+
+from ..auth import authenticate, require_user
+from ..errors import ApiError, bad_request, not_found
+
+BODY_CONTENT_TYPES = ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"]
+MAX_JSON_DEPTH = 32
+_MULTIPART_LIMITS = {"MAX_FIELDS": 10_000, "MAX_FIELD_SIZE": 1024 * 1024,
+                     "MAX_MEMORY_FILE_SIZE": 8 * 1024 * 1024}
+
+
+@dataclass
+class UploadedFile:
+    field: str
+    filename: str
+    stream: BinaryIO
+    size: int
+
+
+@dataclass
+class Body:
+    fields: dict[str, Any] = field(default_factory=dict)
+    lists: dict[str, list[Any]] = field(default_factory=dict)
+    files: list[UploadedFile] = field(default_factory=list)
+    is_json: bool = False
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth, stopping early once it passes `limit`."""
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def _content_type(request) -> tuple[str, str]:
+    raw = request.headers.get("content-type", "") or ""
+    return raw.split(";")[0].strip().lower(), raw
+
+
+def parse_body(request) -> Body:
+    kind, raw_type = _content_type(request)
+    raw = request.raw_body or b""
+    if not raw.strip():
+        return Body(is_json=kind == "application/json")
+    if kind in ("", "application/json"):
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise ApiError(400, {"detail": f"JSON parse error - {str(exc)[:200]}"}) from None
+        if not isinstance(data, dict):
+            raise ApiError(400, {"non_field_errors": [
+                f"Invalid data. Expected a dictionary, but got {type(data).__name__}."]})
+        if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            raise ApiError(400, {"detail": "JSON nested too deeply."})
+        return Body(fields=data, lists={k: v if isinstance(v, list) else [v] for k, v in data.items()},
+                    is_json=True)
+    if kind == "application/x-www-form-urlencoded":
+        try:
+            pairs = urllib.parse.parse_qsl(raw.decode("utf-8"), keep_blank_values=True,
+                                           strict_parsing=False, max_num_fields=10_000)
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError(400, {"detail": "Malformed form data."}) from None
+        return _form_body(pairs, [])
+    if kind == "multipart/form-data":
+        return _parse_multipart(raw_type, raw)
+    raise ApiError(415, {"detail": f'Unsupported media type "{kind}" in request.'})
+
+
+def _form_body(pairs: list[tuple[str, str]], files: list[UploadedFile]) -> Body:
+    body = Body(files=files)
+    for key, value in pairs:
+        body.lists.setdefault(key, []).append(value)
+        body.fields[key] = value
+    return body
+
+
+def _parse_multipart(content_type: str, raw: bytes) -> Body:
+    from python_multipart.multipart import create_form_parser
+
+    pairs: list[tuple[str, str]] = []
+    files: list[UploadedFile] = []
+
+    def on_field(item) -> None:
+        try:
+            name = (item.field_name or b"").decode("utf-8")
+            value = (item.value or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, {"detail": "Form fields must be UTF-8."}) from None
+        pairs.append((name, value))
+
+    def on_file(item) -> None:
+        stream = item.file_object
+        stream.seek(0)
+        files.append(UploadedFile(
+            field=(item.field_name or b"").decode("utf-8", "replace"),
+            filename=(item.file_name or b"").decode("utf-8", "replace"),
+            stream=stream, size=item.size))
+
+    try:
+        parser = create_form_parser({"Content-Type": content_type.encode("latin-1")},
+                                    on_field, on_file, config=_MULTIPART_LIMITS)
+        parser.write(raw)
+        parser.finalize()
+    except ApiError:
+        raise
+    except Exception:
+        raise ApiError(400, {"detail": "Multipart form parse error."}) from None
+    return _form_body(pairs, files)
+
+
+def query_params(request) -> dict[str, str]:
+    """Single-valued query parameters (the last value wins, as in Django)."""
+    params = request.query_params or {}
+    return {key: params[key] for key in params}
+
+
+def current_user(request) -> dict:
+    return require_user(request.headers, query_params(request))
+
+
+def optional_user(request) -> dict | None:
+    return authenticate(request.headers, query_params(request))
+
+
+def int_id(value: str) -> int:
+    """Path ids that are not integers are 404s, as in WebODM (`/api/projects/abc/`)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise not_found() from None
+    if number < 1 or number > 2**53:
+        raise not_found()
+    return number
+
+
+def parse_bool(value: Any, field_name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on", "t", "y"):
+        return True
+    if text in ("false", "0", "no", "off", "f", "n", ""):
+        return False
+    raise ApiError(400, {field_name: ["Must be a valid boolean."]})
+
+
+def respond(body: Any, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(body=body, status_code=status, headers={"Content-Type": "application/json",
+                                                            **(headers or {})})
+
+
+def no_content() -> Response:
+    return Response(body="", status_code=204, headers={"Content-Type": "application/json"})
+
+
+def absolute_url(request, query: dict[str, Any]) -> str:
+    """This request's absolute URL with a different query string (pagination links)."""
+    headers = request.headers
+    scheme = headers.get("x-forwarded-proto", "http").split(",")[0].strip()
+    host = headers.get("host", "localhost")
+    path = (request.context or {}).get("path") or request.path
+    encoded = urllib.parse.urlencode(query)
+    return f"{scheme}://{host}{path}" + (f"?{encoded}" if encoded else "")
+
+
+__all__ = ["Body", "UploadedFile", "parse_body", "query_params", "current_user", "optional_user",
+           "int_id", "parse_bool", "respond", "no_content", "absolute_url", "bad_request",
+           "BODY_CONTENT_TYPES"]

@@ -1,0 +1,108 @@
+"""Projects API: /api/projects/ (webodm-api.md §2.1–§2.6)."""
+from __future__ import annotations
+
+import uuid
+
+from chalice import Blueprint
+
+from .. import permissions
+from ..errors import bad_request, not_found, validate
+from ..models import ProjectOut, ProjectWrite, utcnow
+from ..store import projects
+from .common import (BODY_CONTENT_TYPES, current_user, int_id, no_content, parse_body,
+                     query_params, respond)
+from .listing import exact_filter, maybe_paginate, order
+
+bp = Blueprint(__name__)
+_WRITABLE = set(ProjectWrite.model_fields)
+_FILTERS = {"id": int, "name": str, "description": str, "created_at": str}
+
+
+def project_out(user: dict, project: dict) -> dict:
+    return ProjectOut(
+        id=project["id"], tasks=sorted(project.get("tasks") or ()),
+        owned=permissions.is_owned(user, project), created_at=project["created_at"],
+        permissions=permissions.permissions_on(user, project), tags=project.get("tags") or [],
+        name=project["name"], description=project.get("description", ""),
+        public=bool(project.get("public")), public_edit=bool(project.get("public_edit")),
+        public_id=project.get("public_id"),
+    ).model_dump(mode="json")
+
+
+def _stored_fields(data: ProjectWrite) -> dict:
+    fields = data.model_dump(mode="json")
+    if fields["public"] and not fields["public_id"]:
+        fields["public_id"] = str(uuid.uuid4())
+    return fields
+
+
+def _search(items: list[dict], search: str) -> list[dict]:
+    """Words must all appear in the name; `#tag` (or `:tag`) must be a project tag."""
+    for term in search.replace(":", "#").split():
+        if term.startswith("#") and term.strip("#"):
+            tag = term.strip("#").lower()
+            items = [p for p in items if tag in [t.lower() for t in p["tags"]]]
+        elif not term.startswith("#"):
+            word = term.lower()
+            items = [p for p in items if word in p["name"].lower()]
+    return items
+
+
+@bp.route("/api/projects", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+def list_projects():
+    """The caller's projects, newest first; an envelope when `page` is given."""
+    request = bp.current_request
+    user = current_user(request)
+    query = query_params(request)
+    stored = projects.list_all() if user.get("is_superuser") else projects.list_for_owner(user["id"])
+    items = [project_out(user, p) for p in stored]
+    items = exact_filter(items, query, _FILTERS)
+    if query.get("search"):
+        items = _search(items, query["search"])
+    items = order(items, query.get("ordering"), set(ProjectOut.model_fields))
+    return respond(maybe_paginate(request, items, query))
+
+
+@bp.route("/api/projects", methods=["POST"], content_types=BODY_CONTENT_TYPES)
+def create_project():
+    """Create a project owned by the caller (an `owner` in the body is ignored)."""
+    user = current_user(bp.current_request)
+    data = validate(ProjectWrite, parse_body(bp.current_request).fields)
+    project = projects.create(user["id"], _stored_fields(data), utcnow())
+    return respond(project_out(user, project), status=201)
+
+
+@bp.route("/api/projects/{project_id}", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+def get_project(project_id):
+    user = current_user(bp.current_request)
+    return respond(project_out(user, permissions.project_for(user, int_id(project_id))))
+
+
+@bp.route("/api/projects/{project_id}", methods=["PUT", "PATCH"], content_types=BODY_CONTENT_TYPES)
+def update_project(project_id):
+    """PATCH changes the given fields; PUT requires `name`. The owner never changes."""
+    request = bp.current_request
+    user = current_user(request)
+    project = permissions.project_for(user, int_id(project_id), need="change")
+    body = parse_body(request).fields
+    if request.method == "PUT" and "name" not in body:
+        raise bad_request({"name": ["This field is required."]})
+    current = {k: project.get(k) for k in _WRITABLE if project.get(k) is not None}
+    data = validate(ProjectWrite, {**current, **{k: v for k, v in body.items() if k in _WRITABLE}})
+    updated = projects.update(project["id"], _stored_fields(data))
+    if updated is None:
+        raise not_found()
+    return respond(project_out(user, updated))
+
+
+@bp.route("/api/projects/{project_id}", methods=["DELETE"], content_types=BODY_CONTENT_TYPES)
+def delete_project(project_id):
+    """Hide the project at once; its tasks are removed, then the row goes."""
+    from ..removal import remove_project_tasks
+
+    user = current_user(bp.current_request)
+    project = permissions.project_for(user, int_id(project_id), need="delete")
+    hidden = projects.mark_deleting(project["id"])
+    if hidden is not None:
+        remove_project_tasks(hidden)
+    return no_content()

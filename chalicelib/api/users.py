@@ -1,0 +1,104 @@
+"""Admin users API: /api/admin/users/ (superusers only; everyone else gets 403).
+
+Deleting a user hands their projects to the superuser who deleted them, so no
+project is ever left without an owner who can reach it.
+"""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from ..auth import hash_password
+from ..errors import ApiError, bad_request, forbidden, not_found, validate
+from ..models import UserOut, UserWrite, utcnow
+from ..store import projects, users
+from .common import (BODY_CONTENT_TYPES, current_user, int_id, no_content, parse_body,
+                     query_params, respond)
+from .listing import maybe_paginate, order
+
+bp = Blueprint(__name__)
+_DUPLICATE = {"username": ["A user with that username already exists."]}
+_WRITABLE = set(UserWrite.model_fields)
+
+
+def _superuser():
+    user = current_user(bp.current_request)
+    if not user.get("is_superuser"):
+        raise forbidden()
+    return user
+
+
+def user_out(record: dict) -> dict:
+    return UserOut.model_validate(record).model_dump(mode="json")
+
+
+def _target(user_id: str) -> dict:
+    record = users.get_by_id(int_id(user_id))
+    if record is None:
+        raise not_found()
+    return record
+
+
+@bp.route("/api/admin/users", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+def list_users():
+    """All users (superuser only)."""
+    _superuser()
+    query = query_params(bp.current_request)
+    items = [user_out(u) for u in users.list_all()]
+    items = order(items, query.get("ordering"), set(UserOut.model_fields))
+    return respond(maybe_paginate(bp.current_request, items, query))
+
+
+@bp.route("/api/admin/users", methods=["POST"], content_types=BODY_CONTENT_TYPES)
+def create_user():
+    """Create a user; `password` is write-only and stored only as a salted slow hash."""
+    _superuser()
+    data = validate(UserWrite, parse_body(bp.current_request).fields)
+    record = data.model_dump(exclude={"password"})
+    record["password"] = hash_password(data.password) if data.password else "!"
+    record["date_joined"] = utcnow()
+    try:
+        created = users.create(record)
+    except users.DuplicateUsername:
+        raise bad_request(_DUPLICATE) from None
+    return respond(user_out(created), status=201)
+
+
+@bp.route("/api/admin/users/{user_id}", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+def get_user(user_id):
+    _superuser()
+    return respond(user_out(_target(user_id)))
+
+
+@bp.route("/api/admin/users/{user_id}", methods=["PUT", "PATCH"], content_types=BODY_CONTENT_TYPES)
+def update_user(user_id):
+    """PATCH changes the given fields; PUT also requires `username`."""
+    _superuser()
+    request = bp.current_request
+    record = _target(user_id)
+    body = parse_body(request).fields
+    if request.method == "PUT" and "username" not in body:
+        raise bad_request({"username": ["This field is required."]})
+    changes = {k: v for k, v in body.items() if k in _WRITABLE}
+    current = {k: record.get(k) for k in _WRITABLE if k != "password"}
+    data = validate(UserWrite, {**current, **changes})
+    updated = data.model_dump(exclude={"password"})
+    if data.password and "password" in changes:
+        updated["password"] = hash_password(data.password)
+    try:
+        saved = users.update(record, updated)
+    except users.DuplicateUsername:
+        raise bad_request(_DUPLICATE) from None
+    return respond(user_out(saved))
+
+
+@bp.route("/api/admin/users/{user_id}", methods=["DELETE"], content_types=BODY_CONTENT_TYPES)
+def delete_user(user_id):
+    """Delete a user; their projects pass to the deleting superuser."""
+    admin = _superuser()
+    record = _target(user_id)
+    if record["id"] == admin["id"]:
+        raise ApiError(400, {"detail": "You cannot delete your own account."})
+    for project in projects.list_for_owner(record["id"]):
+        projects.set_owner(project["id"], admin["id"])
+    users.delete(record)
+    return no_content()

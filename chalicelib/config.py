@@ -1,0 +1,87 @@
+"""Settings from environment variables.
+
+Read lazily (never at import: the Chalice test client and Lambda cold starts both
+want imports free of side effects) and cached; `reset()` clears the cache for tests.
+Table and bucket names arrive as environment variables set by CloudFormation
+(infra/resources.json) or by the local stack, which reads the same file.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+LOCAL_STAGE = "local"
+# Shared by every local stack so tokens work across stacks on one endpoint.
+LOCAL_JWT_SECRET = "aloft-local-development-secret-not-for-production"
+
+
+class ConfigError(RuntimeError):
+    """A deployment is missing a required setting; refuse to serve."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    users_table: str
+    projects_table: str
+    tasks_table: str
+    task_output_table: str
+    nodes_table: str
+    counters_table: str
+    bucket: str
+    jwt_secret: str | None
+    jwt_secret_arn: str | None
+    jwt_ttl_seconds: int
+    password_iterations: int
+    node_offline_seconds: int
+    presign_seconds: int
+    poll_workers: int
+    lease_seconds: int
+
+    @property
+    def is_local(self) -> bool:
+        return self.stage == LOCAL_STAGE
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw.strip() else default
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@functools.lru_cache(maxsize=1)
+def settings() -> Settings:
+    env = os.environ.get
+    stage = env("ALOFT_STAGE", LOCAL_STAGE)
+    secret = env("ALOFT_JWT_SECRET") or None
+    secret_arn = env("ALOFT_JWT_SECRET_ARN") or None
+    if stage == LOCAL_STAGE and not secret and not secret_arn:
+        secret = LOCAL_JWT_SECRET
+    if not secret and not secret_arn:
+        raise ConfigError(
+            f"Stage {stage!r} needs ALOFT_JWT_SECRET or ALOFT_JWT_SECRET_ARN; refusing to start.")
+    return Settings(
+        stage=stage,
+        users_table=env("ALOFT_USERS_TABLE", "aloft-users"),
+        projects_table=env("ALOFT_PROJECTS_TABLE", "aloft-projects"),
+        tasks_table=env("ALOFT_TASKS_TABLE", "aloft-tasks"),
+        task_output_table=env("ALOFT_TASK_OUTPUT_TABLE", "aloft-task-output"),
+        nodes_table=env("ALOFT_NODES_TABLE", "aloft-processing-nodes"),
+        counters_table=env("ALOFT_COUNTERS_TABLE", "aloft-counters"),
+        bucket=env("ALOFT_BUCKET", "aloft-data"),
+        jwt_secret=secret,
+        jwt_secret_arn=secret_arn,
+        jwt_ttl_seconds=_int("ALOFT_JWT_TTL_SECONDS", 6 * 3600),
+        password_iterations=_int("ALOFT_PASSWORD_ITERATIONS", 600_000),
+        node_offline_seconds=_int("ALOFT_NODE_OFFLINE_SECONDS", 300),
+        presign_seconds=_int("ALOFT_PRESIGN_SECONDS", 900),
+        poll_workers=_int("ALOFT_POLL_WORKERS", 16),
+        lease_seconds=_int("ALOFT_LEASE_SECONDS", 60),
+    )
+
+
+def reset() -> None:
+    settings.cache_clear()

@@ -1,0 +1,1 @@
+"""DynamoDB access: one small repository module per table."""
