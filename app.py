@@ -65,3 +65,22 @@ def api_root():
 def not_found_fallback():
     """Unknown paths are DRF 404s rather than API Gateway's 403 "Missing Authentication Token"."""
     return Response(body={"detail": "Not found."}, status_code=404, headers=_JSON)
+
+
+def _method_not_allowed_view(allowed: list[str]):
+    def method_not_allowed(**_path_params):
+        method = app.current_request.method
+        return Response(body={"detail": f'Method "{method}" not allowed.'}, status_code=405,
+                        headers={**_JSON, "Allow": ", ".join(allowed)})
+
+    method_not_allowed.is_method_not_allowed = True  # the OpenAPI generator skips these
+    return method_not_allowed
+
+
+# API Gateway answers a method a resource lacks with 403 "Missing Authentication Token";
+# routing every other method to a 405 view keeps WebODM's 405 in AWS as well as locally.
+for _path, _entries in list(app.routes.items()):
+    _missing = [m for m in _ALL_METHODS if m not in _entries]
+    if _missing and _path != "/{proxy+}":
+        app.route(_path, methods=_missing, content_types=BODY_CONTENT_TYPES)(
+            _method_not_allowed_view(sorted(_entries)))

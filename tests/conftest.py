@@ -126,3 +126,79 @@ def alice(aws_env):
 def bob(aws_env):
     user = make_user("bob", "bob-pass")
     return {**user, "token": token_for(user)}
+
+
+@pytest.fixture
+def live(aws_env):
+    """The local stack's real HTTP gateway on a free port, in this process (under moto)."""
+    from aloft_local.gateway import LocalGateway
+    from app import app
+
+    server = LocalGateway(app, "127.0.0.1", 0)
+    server.start_in_thread()
+    yield f"http://127.0.0.1:{server.port}"
+    server.shutdown()
+    server.server_close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class StackProcess:
+    """`python -m aloft_local` (what `make run` starts) as a child process."""
+
+    def __init__(self, **env):
+        import subprocess
+        import sys
+
+        self.port = free_port()
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("ALOFT_", "AWS_"))}
+        clean.update({"PORT": str(self.port), "ALOFT_MOTO_PORT": str(free_port()),
+                      "ALOFT_POLL_SECONDS": "1", "PYTHONUNBUFFERED": "1"})
+        clean.update({k: str(v) for k, v in env.items()})
+        self.process = subprocess.Popen([sys.executable, "-m", "aloft_local"], cwd=ROOT, env=clean,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.banner: list[str] = []
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.storage_url = None
+        for line in self.process.stdout:
+            self.banner.append(line.rstrip())
+            if "storage:" in line:
+                self.storage_url = line.split("storage:", 1)[1].strip().split("=")[-1]
+            if "Ctrl-C" in line:
+                break
+        else:
+            raise RuntimeError("local stack did not start:\n" + "\n".join(self.banner))
+        import threading
+
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        for _ in self.process.stdout:
+            pass
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except Exception:
+            self.process.kill()
+
+
+@pytest.fixture
+def stack_process():
+    started: list[StackProcess] = []
+
+    def start(**env) -> StackProcess:
+        stack = StackProcess(**env)
+        started.append(stack)
+        return stack
+
+    yield start
+    for stack in reversed(started):
+        stack.stop()

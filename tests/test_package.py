@@ -1,0 +1,65 @@
+"""`make package`'s output: the API, the tables, the bucket and an explicit IAM policy."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("package") / "build"
+    chalice = Path(sys.executable).with_name("chalice")
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    subprocess.run([str(chalice), "package", "--merge-template", "infra/resources.json",
+                    "--stage", "prod", str(out)], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=600)
+    return out
+
+
+def test_template_has_api_tables_bucket(packaged):
+    template = json.loads((packaged / "sam.json").read_text())
+    resources = template["Resources"]
+    types = {name: r["Type"] for name, r in resources.items()}
+    for table in ("UsersTable", "ProjectsTable", "TasksTable", "TaskOutputTable",
+                  "ProcessingNodesTable", "CountersTable"):
+        assert types[table] == "AWS::DynamoDB::Table"
+        assert resources[table]["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert types["DataBucket"] == "AWS::S3::Bucket"
+    assert types["RestAPI"] == "AWS::Serverless::Api" and types["APIHandler"] == "AWS::Serverless::Function"
+    gsi = resources["TasksTable"]["Properties"]["GlobalSecondaryIndexes"][0]
+    assert gsi["IndexName"] == "active-tasks"
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["ALOFT_TASKS_TABLE"] == {"Ref": "TasksTable"}
+    assert variables["ALOFT_BUCKET"] == {"Ref": "DataBucket"}
+    bucket = resources["DataBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+
+
+def test_iam_policy_is_explicit_and_scoped(packaged):
+    template = json.loads((packaged / "sam.json").read_text())
+    resources = template["Resources"]
+    policy = resources["AloftDataAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    for statement in policy:
+        assert statement["Resource"] != "*" and "*" not in statement["Action"]
+    tables = next(s for s in policy if s["Sid"] == "Tables")
+    assert {"Fn::GetAtt": ["TasksTable", "Arn"]} in tables["Resource"]
+    role = resources["ApiHandlerRole"]["Properties"]
+    assert role["ManagedPolicyArns"] == [{"Ref": "AloftDataAccessPolicy"}]
+    inline = role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert [a for s in inline for a in s["Action"]] == [
+        "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+
+
+def test_zip_holds_the_app_and_nothing_local(packaged):
+    names = zipfile.ZipFile(packaged / "deployment.zip").namelist()
+    assert "app.py" in names and "chalicelib/store/dynamo.py" in names
+    assert "pydantic/__init__.py" in names and "jwt/__init__.py" in names
+    assert not any(n.startswith(("tests/", "aloft_local/", "benchmarks/", "infra/")) for n in names)
