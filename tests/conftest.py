@@ -34,13 +34,11 @@ def aws_env():
     from aloft_local.resources import create_resources
     from chalicelib import aws, config
 
-    with mock_aws():
-        aws.reset()
+    with mock_aws():  # cached boto3 clients keep working across mock_aws contexts
         env = create_resources(TEST_PREFIX, aws.dynamodb(), aws.s3())
         os.environ.update(env)
         config.reset()
         yield env
-        aws.reset()
         config.reset()
 
 

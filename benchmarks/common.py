@@ -1,0 +1,81 @@
+"""Helpers for benchmark scripts: a moto-backed Aloft, an HTTP client, AWS call counters."""
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                   "AWS_DEFAULT_REGION": "us-east-1", "ALOFT_STAGE": "local",
+                   "ALOFT_PASSWORD_ITERATIONS": "1000"})
+for _var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"):
+    os.environ.pop(_var, None)
+
+
+class CallCounter:
+    """Counts AWS API calls per operation through botocore's before-call events."""
+
+    def __init__(self):
+        self.calls: collections.Counter = collections.Counter()
+
+    def __call__(self, model=None, **_):
+        self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
+
+    def total(self, service: str) -> int:
+        return sum(n for op, n in self.calls.items() if op.startswith(service + ":"))
+
+    def describe(self, service: str) -> str:
+        ops = sorted((op.split(":", 1)[1], n) for op, n in self.calls.items() if op.startswith(service + ":"))
+        return ", ".join(f"{op}×{n}" for op, n in ops) or "none"
+
+
+@contextlib.contextmanager
+def counting():
+    """Count every DynamoDB and S3 call made inside the block."""
+    from chalicelib import aws
+
+    counter = CallCounter()
+    clients = [aws.dynamodb(), aws.s3()]
+    for client in clients:
+        client.meta.events.register("before-call.*.*", counter)
+    try:
+        yield counter
+    finally:
+        for client in clients:
+            client.meta.events.unregister("before-call.*.*", counter)
+
+
+@contextlib.contextmanager
+def moto_aloft():
+    """Aloft's tables and bucket in in-process moto; yields a Chalice test client."""
+    from chalice.test import Client
+    from moto import mock_aws
+
+    from aloft_local.resources import create_resources
+    from chalicelib import aws, config
+
+    with mock_aws():
+        os.environ.update(create_resources("aloft-bench", aws.dynamodb(), aws.s3()))
+        os.environ.setdefault("ALOFT_JWT_SECRET", "benchmark-secret-0123456789abcdef0123")
+        config.reset()
+        from app import app
+
+        with Client(app, stage_name="local", project_dir=str(ROOT)) as client:
+            yield client
+
+
+def make_user(username: str, superuser: bool = False) -> tuple[dict, str]:
+    from chalicelib.auth import hash_password, issue_token
+    from chalicelib.models import utcnow
+    from chalicelib.store import users
+
+    user = users.create({"username": username, "email": "", "first_name": "", "last_name": "",
+                         "is_superuser": superuser, "is_active": True, "date_joined": utcnow(),
+                         "password": hash_password("pw")})
+    return user, issue_token(user)
