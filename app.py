@@ -10,7 +10,9 @@ import logging
 from chalice import Chalice, Rate, Response
 
 from chalicelib.api import auth as auth_routes
+from chalicelib.api import nodes as node_routes
 from chalicelib.api import projects as project_routes
+from chalicelib.api import tasks as task_routes
 from chalicelib.api import users as user_routes
 from chalicelib.api.common import BODY_CONTENT_TYPES
 from chalicelib.errors import ApiError
@@ -19,7 +21,8 @@ app = Chalice(app_name="aloft")
 app.log.setLevel(logging.INFO)
 app.api.binary_types.append("multipart/form-data")
 
-for blueprint in (auth_routes.bp, user_routes.bp, project_routes.bp):
+for blueprint in (auth_routes.bp, user_routes.bp, project_routes.bp, node_routes.bp,
+                  task_routes.bp):
     app.register_blueprint(blueprint)
 
 _JSON = {"Content-Type": "application/json"}

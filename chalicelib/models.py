@@ -131,6 +131,132 @@ class ProjectOut(BaseModel):
     public_id: Optional[str]
 
 
+# ---------------------------------------------------------------- tasks
+
+def _options(value: Any) -> Any:
+    """Options arrive as a list, or as a JSON string in multipart/form bodies."""
+    if value is None or value == "" or value == {}:
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("Invalid options") from None
+    if not isinstance(value, list):
+        raise ValueError("Invalid options")
+    return value
+
+
+class TaskOption(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    value: Any = None
+
+
+def _json_size_limited(limit: int):
+    def check(value: Any) -> Any:
+        if value is not None and len(json.dumps(value, default=str)) > limit:
+            raise ValueError(f"Value too large (more than {limit} bytes)")
+        return value
+    return check
+
+
+Options = Annotated[list[TaskOption], BeforeValidator(_options), Field(max_length=500)]
+JsonObject = Annotated[dict, BeforeValidator(_json_size_limited(100_000))]
+
+
+class TaskWrite(Request):
+    """Writable task fields (webodm-api.md §3.1); progress fields and `uuid` are read-only."""
+    name: Optional[Annotated[str, StringConstraints(max_length=255)]] = None
+    processing_node: Optional[int] = None
+    auto_processing_node: bool = True
+    options: Options = []
+    resize_to: Annotated[int, Field(ge=-1, le=100_000)] = -1
+    public: bool = False
+    public_edit: bool = False
+    tags: Tags = []
+    partial: bool = False
+    crop: Optional[JsonObject] = None
+    potree_scene: JsonObject = {}
+
+
+class UploadSpec(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    size: Annotated[int, Field(ge=0, le=5 * 1024**3)]
+
+
+class PresignRequest(Request):
+    files: Annotated[list[UploadSpec], Field(min_length=1, max_length=1000)]
+
+
+class PresignedUpload(BaseModel):
+    name: str
+    url: str
+    method: str
+    headers: dict[str, str]
+    expires_in: int
+
+
+class PresignResponse(BaseModel):
+    success: bool
+    uploads: list[PresignedUpload]
+
+
+class UploadResponse(BaseModel):
+    success: bool
+    uploaded: dict[str, int]
+
+
+class Srs(BaseModel):
+    name: str
+    units: str
+
+
+class TaskOut(BaseModel):
+    id: str
+    project: int
+    processing_node: Optional[int]
+    processing_node_name: Optional[str]
+    images_count: int
+    can_rerun_from: list[str]
+    statistics: dict
+    extent: Optional[list[float]]
+    media: int
+    tags: list[str]
+    crop: Optional[dict]
+    srs: Srs
+    available_assets: list[str]
+    uuid: str
+    name: Optional[str]
+    processing_time: int
+    auto_processing_node: bool
+    status: Optional[int]
+    last_error: Optional[str]
+    options: list[dict]
+    created_at: str
+    pending_action: Optional[int]
+    public: bool
+    public_edit: bool
+    resize_to: int
+    upload_progress: float
+    resize_progress: float
+    running_progress: float
+    import_url: str
+    partial: bool
+    potree_scene: dict
+    epsg: Optional[int]
+    wkt: Optional[str]
+    orthophoto_bands: list[dict]
+    size: float
+    compacted: bool
+
+
+class OutputJson(BaseModel):
+    lines: list[str]
+    count: int
+
+
 class Page(BaseModel):
     count: int
     next: Optional[str]
@@ -144,3 +270,40 @@ class Detail(BaseModel):
 
 class Success(BaseModel):
     success: bool
+
+
+# ---- processing nodes
+
+def _char_field(strip: bool):
+    """DRF's CharField: numbers become text (`"hostname": 10` -> "10"); text is trimmed."""
+    def convert(value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        return value.strip() if strip and isinstance(value, str) else value
+    return BeforeValidator(convert)
+
+
+Hostname = Annotated[str, StringConstraints(min_length=1, max_length=255), _char_field(strip=True)]
+
+
+class NodeWrite(Request):
+    hostname: Hostname
+    port: Annotated[int, Field(ge=0, le=65535)]
+    token: Annotated[str, StringConstraints(max_length=1024), _char_field(strip=False)] = ""
+    label: Annotated[str, StringConstraints(max_length=255), _char_field(strip=True)] = ""
+
+
+class NodeOut(BaseModel):
+    """A processing node as the API shows it: never its `token`."""
+    id: int
+    hostname: str
+    port: int
+    label: str
+    api_version: Optional[str]
+    last_refreshed: Optional[str]
+    queue_count: int
+    max_images: Optional[int]
+    available_options: list[Any]
+    engine: Optional[str]
+    engine_version: Optional[str]
+    online: bool

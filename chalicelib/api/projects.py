@@ -104,5 +104,7 @@ def delete_project(project_id):
     project = permissions.project_for(user, int_id(project_id), need="delete")
     hidden = projects.mark_deleting(project["id"])
     if hidden is not None:
-        remove_project_tasks(hidden)
+        context = bp.lambda_context
+        remove_project_tasks(hidden, has_time=lambda: context is None
+                             or context.get_remaining_time_in_millis() > 8000)
     return no_content()

@@ -71,11 +71,12 @@ def delete_if_empty(project_id: int) -> bool:
         return False
 
 
-def add_task(project_id: int, task_id: str) -> None:
-    _table.update({"id": project_id}, add={"tasks": {task_id}}, condition="attribute_exists(id)")
+def add_task_request(project_id: int, task_id: str) -> dict:
+    """Transaction part: record a new task id in a visible project."""
+    return _table.update_request({"id": project_id}, add={"tasks": {task_id}}, condition=_VISIBLE)
 
 
-def remove_task(project_id: int, task_id: str) -> dict:
-    """Forget a task id; returns the project as it now is."""
-    return _table.update({"id": project_id}, delete={"tasks": {task_id}},
-                         condition="attribute_exists(id)")
+def remove_task_request(project_id: int, task_id: str) -> dict:
+    """Transaction part: forget a task id (the project may be in the middle of deletion)."""
+    return _table.update_request({"id": project_id}, delete={"tasks": {task_id}},
+                                 condition="attribute_exists(id)")

@@ -1,0 +1,395 @@
+"""Tasks API: /api/projects/{project_id}/tasks/ (webodm-api.md §3).
+
+Routes record user intent (new tasks, edits, `pending_action`); the poller owns
+status, progress, `uuid` and assets.
+"""
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+import uuid as uuid_lib
+
+from chalice import Blueprint, Response
+
+from .. import permissions, storage, uploads
+from ..errors import ApiError, bad_request, field_error, forbidden, not_found, validate
+from ..models import (OutputJson, PendingAction, PresignRequest, PresignResponse, StatusCode, TaskOut,
+                      TaskWrite, UploadResponse, utcnow)
+from ..removal import remove_task
+from ..store import nodes as node_store
+from ..store import output, projects, tasks
+from ..store.dynamo import ConditionFailed, transact
+from .common import (BODY_CONTENT_TYPES, Body, current_user, int_id, optional_user, parse_body,
+                     query_params, respond)
+from .listing import order
+
+bp = Blueprint(__name__)
+BASE = "/api/projects/{project_id}/tasks"
+ONE = BASE + "/{task_id}"
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_WRITABLE = set(TaskWrite.model_fields)
+_FALSE_STRINGS = ("", "false", "0")
+ASSET_MISSING = "Asset does not exist"
+
+
+# ------------------------------------------------------------------ helpers
+
+def _task_id(value: str) -> str:
+    if not _UUID.match(value or ""):
+        raise not_found()
+    return value.lower()
+
+
+def _task_in(project: dict, task_id: str) -> dict:
+    task = tasks.get(project["id"], _task_id(task_id))
+    if task is None or tasks.is_hidden(task):
+        raise not_found()
+    return task
+
+
+def _load(project_id: str, task_id: str, need: str = "change") -> tuple[dict, dict, dict]:
+    """(user, project, task) for a caller who holds `need` on the project, else 404."""
+    user = current_user(bp.current_request)
+    project = permissions.project_for(user, int_id(project_id), need)
+    return user, project, _task_in(project, task_id)
+
+
+def _readable(project_id: str, task_id: str) -> dict:
+    """A task the caller may read: a project viewer's, or a public one (even anonymously)."""
+    user = optional_user(bp.current_request)
+    project = projects.get(int_id(project_id))
+    if project is None:
+        raise not_found()
+    task = _task_in(project, task_id)
+    if not permissions.can_read_task(user, project, task):
+        raise not_found()
+    return task
+
+
+def _nodes_of(items: list[dict]) -> dict[int, dict]:
+    ids = {t["processing_node"] for t in items if t.get("processing_node") is not None}
+    found = {}
+    for node_id in ids:
+        node = node_store.get(node_id)
+        if node is not None:
+            found[node_id] = node
+    return found
+
+
+def task_out(task: dict, nodes: dict[int, dict]) -> dict:
+    from ..nodes import display_name, rerun_from
+
+    node = nodes.get(task.get("processing_node"))
+    return TaskOut(
+        id=task["id"], project=task["project_id"],
+        processing_node=node["id"] if node else None,
+        processing_node_name=display_name(node) if node else None,
+        images_count=task.get("images_count", 0),
+        can_rerun_from=rerun_from(node) if node else [],
+        statistics=task.get("statistics") or {}, extent=task.get("extent"), media=0,
+        tags=task.get("tags") or [], crop=task.get("crop"), srs={"name": "", "units": "m"},
+        available_assets=task.get("available_assets") or [], uuid=task.get("uuid") or "",
+        name=task.get("name"), processing_time=task.get("processing_time", -1),
+        auto_processing_node=bool(task.get("auto_processing_node")), status=task.get("status"),
+        last_error=task.get("last_error"), options=task.get("options") or [],
+        created_at=task["created_at"], pending_action=task.get("pending_action"),
+        public=bool(task.get("public")), public_edit=bool(task.get("public_edit")),
+        resize_to=task.get("resize_to", -1), upload_progress=task.get("upload_progress", 0.0),
+        resize_progress=task.get("resize_progress", 0.0),
+        running_progress=task.get("running_progress", 0.0), import_url="",
+        partial=bool(task.get("partial")), potree_scene=task.get("potree_scene") or {},
+        epsg=task.get("epsg"), wkt=task.get("wkt"), orthophoto_bands=[],
+        size=round(task.get("size_bytes", 0) / 1024 / 1024, 6), compacted=False,
+    ).model_dump(mode="json")
+
+
+def _one(task: dict) -> dict:
+    return task_out(task, _nodes_of([task]))
+
+
+def _check_node(node_id) -> None:
+    if node_id is not None and node_store.get(node_id) is None:
+        raise field_error("processing_node", f'Invalid pk "{node_id}" - object does not exist.')
+
+
+def _writable_fields(body: Body) -> dict:
+    return {k: v for k, v in body.fields.items() if k in _WRITABLE}
+
+
+def _new_task(project_id: int, data: TaskWrite, partial: bool) -> dict:
+    fields = data.model_dump(mode="json")
+    fields.pop("partial", None)
+    return {**fields, "project_id": project_id, "id": str(uuid_lib.uuid4()), "created_at": utcnow(),
+            "partial": partial, "status": None, "pending_action": None, "last_error": None,
+            "uuid": "", "processing_time": -1, "images_count": 0, "size_bytes": 0,
+            "upload_progress": 0.0, "resize_progress": 0.0, "running_progress": 0.0,
+            "available_assets": [], "statistics": {}, "extent": None, "epsg": None, "wkt": None,
+            **output.reset_fields()}
+
+
+# ------------------------------------------------------------------ list and create
+
+@bp.route(BASE, methods=["GET"], content_types=BODY_CONTENT_TYPES)
+def list_tasks(project_id):
+    """All tasks of a project as a plain array; `status` filter and `ordering`."""
+    request = bp.current_request
+    user = current_user(request)
+    project = permissions.project_for(user, int_id(project_id))
+    query = query_params(request)
+    items = [t for t in tasks.list_for_project(project["id"]) if not tasks.is_hidden(t)]
+    if query.get("status", "") != "":
+        try:
+            wanted = int(query["status"])
+        except ValueError:
+            raise bad_request("Invalid status parameter") from None
+        items = [t for t in items if t.get("status") == wanted]
+    if query.get("available_assets"):
+        wanted_assets = [a for a in query["available_assets"].split(",") if a]
+        items = [t for t in items if all(a in (t.get("available_assets") or []) for a in wanted_assets)]
+    nodes = _nodes_of(items)
+    out = [task_out(t, nodes) for t in items]
+    return respond(order(out, query.get("ordering"), set(TaskOut.model_fields)))
+
+
+@bp.route(BASE, methods=["POST"], content_types=BODY_CONTENT_TYPES)
+def create_task(project_id):
+    """Create a task with its images (multipart `images`), or a partial one to upload into."""
+    request = bp.current_request
+    user = current_user(request)
+    project = permissions.project_for(user, int_id(project_id), need="change")
+    body = parse_body(request)
+    fields = _writable_fields(body)
+    partial = str(fields.pop("partial", "")).strip().lower() not in _FALSE_STRINGS
+    if fields.get("processing_node") in ("", None):
+        fields.pop("processing_node", None)
+    data = validate(TaskWrite, fields)
+    _check_node(data.processing_node)
+    if not partial and len(body.files) < 2:
+        raise bad_request("Cannot create task, you need at least 2 images")
+    task = _new_task(project["id"], data, partial=True)  # hidden from the poller while uploading
+    try:
+        transact(tasks.create_request(task), ("Update", projects.add_task_request(project["id"], task["id"])))
+    except ConditionFailed:
+        raise not_found() from None
+    task["version"] = 1
+    if body.files:
+        try:
+            uploads.store_files(task["id"], body.files)
+        except Exception:
+            remove_task(task)
+            raise
+        count, size = uploads.image_stats(task["id"])
+        task = tasks.update(task, {"images_count": count, "size_bytes": size})
+    if not partial:
+        task = tasks.update(task, {"partial": False})
+    return respond(_one(task), status=201)
+
+
+# ------------------------------------------------------------------ one task
+
+@bp.route(ONE, methods=["GET"], content_types=BODY_CONTENT_TYPES)
+def get_task(project_id, task_id):
+    """A task; public tasks and tasks of public projects are readable without login."""
+    return respond(_one(_readable(project_id, task_id)))
+
+
+@bp.route(ONE, methods=["PUT", "PATCH"], content_types=BODY_CONTENT_TYPES)
+def update_task(project_id, task_id):
+    """Change writable fields; `project` moves the task (needs change rights on the target)."""
+    request = bp.current_request
+    user, project, task = _load(project_id, task_id)
+    body = parse_body(request)
+    fields = _writable_fields(body)
+    if "processing_node" in fields and fields["processing_node"] in (None, ""):
+        raise field_error("processing_node", "This field may not be null.")
+    if request.method == "PUT" and "processing_node" not in fields:
+        raise field_error("processing_node", "This field is required.")
+    target = project
+    if "project" in body.fields:
+        try:
+            target = projects.get(int(body.fields["project"]))
+        except (TypeError, ValueError):
+            target = None
+        if target is None or not permissions.can_change(user, target):
+            raise forbidden()
+    if "processing_node" in fields:
+        validate(TaskWrite, {"processing_node": fields["processing_node"]})
+        _check_node(int(fields["processing_node"]))
+
+    def change(current: dict):
+        merged = {k: current.get(k) for k in _WRITABLE if current.get(k) is not None}
+        data = validate(TaskWrite, {**merged, **fields}).model_dump(mode="json")
+        return {k: v for k, v in data.items() if k in fields and current.get(k) != v}
+
+    updated = tasks.mutate(project["id"], task["id"], change)
+    if updated is None or tasks.is_hidden(updated):
+        raise not_found()
+    if target["id"] != project["id"]:
+        try:
+            updated = tasks.move(updated, target["id"])
+        except ConditionFailed:
+            raise ApiError(409, {"detail": "The task changed while it was being moved; try again."}) from None
+    return respond(_one(updated))
+
+
+@bp.route(ONE, methods=["DELETE"], content_types=BODY_CONTENT_TYPES)
+def delete_task(project_id, task_id):
+    """Same as POST .../remove/ (WebODM's docs list DELETE)."""
+    _, _, task = _load(project_id, task_id, need="delete")
+    remove_task(task)
+    return Response(body="", status_code=204, headers={"Content-Type": "application/json"})
+
+
+# ------------------------------------------------------------------ uploads
+
+@bp.route(ONE + "/upload", methods=["POST"], content_types=BODY_CONTENT_TYPES)
+def upload_images(project_id, task_id):
+    """Add images: multipart files (Dropzone chunks too), or JSON `files` for presigned PUTs."""
+    request = bp.current_request
+    _, project, task = _load(project_id, task_id)
+    body = parse_body(request)
+    if body.is_json and "files" in body.fields:
+        spec = validate(PresignRequest, body.fields)
+        uploads_out = uploads.presign(task["id"], spec.files)
+        return respond(PresignResponse(success=True, uploads=uploads_out).model_dump(mode="json"))
+    if not body.files:
+        raise bad_request("No files uploaded")
+    if uploads.is_dropzone_chunk(body):
+        uploaded = uploads.store_dropzone_chunk(task["id"], body)
+    else:
+        uploaded = uploads.store_files(task["id"], body.files)
+    if uploaded:
+        count, size = uploads.image_stats(task["id"])
+        tasks.mutate(project["id"], task["id"], lambda _: {"images_count": count, "size_bytes": size})
+    return respond(UploadResponse(success=True, uploaded=uploaded).model_dump(mode="json"))
+
+
+@bp.route(ONE + "/commit", methods=["POST"], content_types=BODY_CONTENT_TYPES)
+def commit_task(project_id, task_id):
+    """Finish a partial task: count what really arrived in S3 and hand it to the poller."""
+    _, project, task = _load(project_id, task_id)
+    count, size = uploads.image_stats(task["id"])
+    if count < 1:
+        raise bad_request("You need to upload at least 1 file before commit")
+    updated = tasks.mutate(project["id"], task["id"],
+                           lambda _: {"partial": False, "images_count": count, "size_bytes": size})
+    if updated is None or tasks.is_hidden(updated):
+        raise not_found()
+    return respond(_one(updated))
+
+
+# ------------------------------------------------------------------ actions
+
+def _set_pending(project: dict, task: dict, action: PendingAction) -> None:
+    def change(current: dict):
+        return {"pending_action": int(action), "partial": False, "last_error": None}
+
+    updated = tasks.mutate(project["id"], task["id"], change)
+    if action == PendingAction.CANCEL and updated is not None and not updated.get("uuid") \
+            and not tasks.is_leased(updated):
+        # Never sent to a node: the cancel completes at once.
+        tasks.mutate(project["id"], task["id"], lambda current: {
+            "status": int(StatusCode.CANCELED), "pending_action": None}
+            if current.get("pending_action") == PendingAction.CANCEL and not current.get("uuid") else None)
+
+
+@bp.route(ONE + "/cancel", methods=["POST"], content_types=BODY_CONTENT_TYPES)
+def cancel_task(project_id, task_id):
+    _, project, task = _load(project_id, task_id)
+    _set_pending(project, task, PendingAction.CANCEL)
+    return respond({"success": True})
+
+
+@bp.route(ONE + "/restart", methods=["POST"], content_types=BODY_CONTENT_TYPES)
+def restart_task(project_id, task_id):
+    _, project, task = _load(project_id, task_id)
+    _set_pending(project, task, PendingAction.RESTART)
+    return respond({"success": True})
+
+
+@bp.route(ONE + "/remove", methods=["POST"], content_types=BODY_CONTENT_TYPES)
+def remove_task_action(project_id, task_id):
+    _, _, task = _load(project_id, task_id, need="delete")
+    remove_task(task)
+    return respond({"success": True})
+
+
+# ------------------------------------------------------------------ console output
+
+def _int_param(query: dict, name: str) -> int:
+    try:
+        return int(query.get(name, 0) or 0)
+    except ValueError:
+        raise bad_request("Invalid parameter") from None
+
+
+@bp.route(ONE + "/output", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+def task_output(project_id, task_id):
+    """Console lines from `line`, `limit` of them (negative: the last ones), as text/json/raw."""
+    query = query_params(bp.current_request)
+    _, _, task = _load(project_id, task_id, need="view")
+    line, limit = _int_param(query, "line"), _int_param(query, "limit")
+    fmt = query.get("f", "text")
+    if fmt not in ("text", "json", "raw"):
+        raise bad_request("Invalid parameter")
+    lines, count = output.read(task, line, limit)
+    if fmt == "json":
+        return respond(OutputJson(lines=lines, count=count).model_dump())
+    text = "\n".join(lines)
+    if fmt == "raw":
+        return Response(body=text, status_code=200, headers={"Content-Type": "text/plain; charset=utf-8"})
+    return respond(json.dumps(text))
+
+
+# ------------------------------------------------------------------ downloads
+
+def _disposition(kind: str, filename: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode() or "download"
+    ascii_name = re.sub(r'["\\\r\n;]', "", ascii_name)
+    from urllib.parse import quote
+
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+def _redirect(url: str) -> Response:
+    return Response(body="", status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
+
+
+@bp.route(ONE + "/download/{asset}", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+def download_asset(project_id, task_id, asset):
+    """302 to a short-lived presigned S3 URL for one of WebODM's named assets."""
+    from ..assets import asset_key, content_type_for, download_filename
+
+    query = query_params(bp.current_request)
+    task = _readable(project_id, task_id)
+    key = asset_key(storage.task_prefix(task["id"]), asset)
+    if key is None or asset not in (task.get("available_assets") or []):
+        raise not_found(ASSET_MISSING)
+    filename = storage.safe_filename(query["filename"]) if query.get("filename") else \
+        download_filename(task.get("name"), asset)
+    kind = "inline" if "inline" in query else "attachment"
+    return _redirect(storage.presign_get(key, _disposition(kind, filename), content_type_for(asset)))
+
+
+def _asset_path(raw: str) -> str | None:
+    parts = raw.split("/")
+    if not raw or raw.startswith("/") or "\\" in raw or any(p in ("", ".", "..") for p in parts):
+        return None
+    if any(unicodedata.category(ch)[0] == "C" for ch in raw):
+        return None
+    return raw
+
+
+@bp.route(ONE + "/assets/{asset_path+}", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+def raw_asset(project_id, task_id):
+    """302 to any file under the task's assets (served inline); traversal is refused."""
+    from ..assets import content_type_for
+
+    task = _readable(project_id, task_id)
+    path = _asset_path((bp.current_request.uri_params or {}).get("asset_path", ""))
+    key = f"{storage.task_prefix(task['id'])}assets/{path}" if path else None
+    if key is None or storage.object_size(key) is None:
+        raise not_found(ASSET_MISSING)
+    name = path.rsplit("/", 1)[-1]
+    return _redirect(storage.presign_get(key, _disposition("inline", name), content_type_for(name)))

@@ -1,0 +1,254 @@
+"""S3 layout and operations for task images, upload chunks and results.
+
+Everything of a task lives under `tasks/<task id>/` (moving a task between projects
+moves nothing); Dropzone chunks wait under `chunks/<task id>/<dzuuid>/` (expired by
+a bucket lifecycle rule if abandoned). Downloads are presigned GETs: bytes never
+pass through Lambda.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+from . import aws
+from .config import settings
+
+MAX_NAME_BYTES = 200
+SINGLE_PUT_LIMIT = 5 * 1024**3
+
+
+def _bucket() -> str:
+    return settings().bucket
+
+
+def task_prefix(task_id: str) -> str:
+    return f"tasks/{task_id}/"
+
+
+def images_prefix(task_id: str) -> str:
+    return f"{task_prefix(task_id)}images/"
+
+
+def image_key(task_id: str, name: str) -> str:
+    return images_prefix(task_id) + name
+
+
+def _chunks_prefix(task_id: str, upload_id: str) -> str:
+    return f"chunks/{task_id}/{upload_id}/"
+
+
+def safe_filename(name: str) -> str:
+    """A file name that is safe as an S3 key part and on a node: no directories,
+    no traversal, no control or format characters, bounded length."""
+    name = (name or "").replace("\\", "/").split("/")[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = unicodedata.normalize("NFC", name).strip().lstrip(".")
+    if not name:
+        name = "file"
+    stem, ext = os.path.splitext(name)
+    if len(ext.encode()) > 20:
+        stem, ext = name, ""
+    while len((stem + ext).encode()) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return stem + ext
+
+
+def _numbered(name: str, n: int) -> str:
+    stem, ext = os.path.splitext(name)
+    return f"{stem}_{n}{ext}"
+
+
+@dataclass
+class StoredObject:
+    name: str
+    size: int
+    etag: str
+
+
+def list_images(task_id: str) -> list[StoredObject]:
+    prefix = images_prefix(task_id)
+    return [StoredObject(o["Key"][len(prefix):], o["Size"], o["ETag"].strip('"'))
+            for o in _list(prefix)]
+
+
+def _list(prefix: str) -> Iterator[dict]:
+    paginator = aws.s3().get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=_bucket(), Prefix=prefix):
+        yield from page.get("Contents", [])
+
+
+def _md5(stream: BinaryIO) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    stream.seek(0)
+    for block in iter(lambda: stream.read(1024 * 1024), b""):
+        digest.update(block)
+    stream.seek(0)
+    return digest.hexdigest()
+
+
+def store_image(task_id: str, filename: str, stream: BinaryIO, size: int,
+                existing: dict[str, StoredObject]) -> tuple[str, bool]:
+    """Store one image under a name no other image of the task has.
+
+    Re-sending the same bytes under the same name is a no-op (a retried request),
+    different bytes under a taken name get `name_1.ext`, `name_2.ext`... The write is
+    conditional (If-None-Match), so concurrent uploads cannot overwrite each other.
+    Returns (stored name, whether new bytes were written). `existing` is updated.
+    """
+    from botocore.exceptions import ClientError
+
+    base = safe_filename(filename)
+    checksum = _md5(stream)
+    for attempt in range(0, 1000):
+        name = base if attempt == 0 else _numbered(base, attempt)
+        found = existing.get(name)
+        if found is not None:
+            if found.etag == checksum and found.size == size:
+                return name, False
+            continue
+        stream.seek(0)
+        try:
+            aws.s3().put_object(Bucket=_bucket(), Key=image_key(task_id, name), Body=stream,
+                                ContentLength=size, IfNoneMatch="*")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                head = aws.s3().head_object(Bucket=_bucket(), Key=image_key(task_id, name))
+                existing[name] = StoredObject(name, head["ContentLength"], head["ETag"].strip('"'))
+                if existing[name].etag == checksum and existing[name].size == size:
+                    return name, False
+                continue
+            raise
+        existing[name] = StoredObject(name, size, checksum)
+        return name, True
+    raise RuntimeError("could not find a free name")  # 1000 distinct files of one name
+
+
+def reserve_upload_names(task_id: str, names: list[str]) -> list[str]:
+    """Distinct safe names for presigned uploads, avoiding the task's existing images."""
+    taken = {o.name for o in list_images(task_id)}
+    chosen = []
+    for raw in names:
+        base = safe_filename(raw)
+        name, n = base, 0
+        while name in taken:
+            n += 1
+            name = _numbered(base, n)
+        taken.add(name)
+        chosen.append(name)
+    return chosen
+
+
+def presign_put(key: str, size: int) -> str:
+    """A short-lived URL for one PUT of exactly `size` bytes (Content-Length is signed)."""
+    return aws.s3().generate_presigned_url(
+        "put_object", Params={"Bucket": _bucket(), "Key": key, "ContentLength": size},
+        ExpiresIn=settings().presign_seconds)
+
+
+def presign_get(key: str, disposition: str, content_type: str) -> str:
+    return aws.s3().generate_presigned_url(
+        "get_object", Params={"Bucket": _bucket(), "Key": key,
+                              "ResponseContentDisposition": disposition,
+                              "ResponseContentType": content_type},
+        ExpiresIn=settings().presign_seconds)
+
+
+def object_size(key: str) -> int | None:
+    """Size of an object, None if it does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return aws.s3().head_object(Bucket=_bucket(), Key=key)["ContentLength"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+def open_object(key: str):
+    """A streaming body (with .read(n)) and its size."""
+    reply = aws.s3().get_object(Bucket=_bucket(), Key=key)
+    return reply["Body"], reply["ContentLength"]
+
+
+def delete_prefix(prefix: str) -> int:
+    """Delete every object under a prefix (1000 per request); returns how many."""
+    client = aws.s3()
+    deleted = 0
+    batch: list[dict] = []
+    for obj in _list(prefix):
+        batch.append({"Key": obj["Key"]})
+        if len(batch) == 1000:
+            client.delete_objects(Bucket=_bucket(), Delete={"Objects": batch, "Quiet": True})
+            deleted += len(batch)
+            batch = []
+    if batch:
+        client.delete_objects(Bucket=_bucket(), Delete={"Objects": batch, "Quiet": True})
+        deleted += len(batch)
+    return deleted
+
+
+def delete_task_objects(task_id: str) -> None:
+    delete_prefix(task_prefix(task_id))
+    delete_prefix(f"chunks/{task_id}/")
+
+
+def total_size(task_id: str) -> int:
+    return sum(o["Size"] for o in _list(task_prefix(task_id)))
+
+
+# ------------------------------------------------------------------ Dropzone chunks
+
+_UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+
+def valid_upload_id(upload_id: str) -> bool:
+    return bool(_UPLOAD_ID.match(upload_id or ""))
+
+
+def store_chunk(task_id: str, upload_id: str, index: int, offset: int, stream: BinaryIO,
+                size: int) -> None:
+    """Keep one chunk; chunk 0 starts the upload afresh (as Dropzone retries do)."""
+    prefix = _chunks_prefix(task_id, upload_id)
+    if index == 0:
+        delete_prefix(prefix)
+    stream.seek(0)
+    aws.s3().put_object(Bucket=_bucket(), Key=f"{prefix}{offset:015d}", Body=stream, ContentLength=size)
+
+
+class IncompleteUpload(Exception):
+    pass
+
+
+def assemble_chunks(task_id: str, upload_id: str, total_chunks: int, filename: str,
+                    existing: dict[str, StoredObject]) -> tuple[str, int]:
+    """Join the chunks (in byte-offset order) into one image, streamed; returns (name, size)."""
+    from .s3stream import S3MultipartWriter
+
+    prefix = _chunks_prefix(task_id, upload_id)
+    parts = sorted(_list(prefix), key=lambda o: o["Key"])
+    expected = 0
+    for part in parts:
+        if int(part["Key"][len(prefix):]) != expected:
+            raise IncompleteUpload("Chunks are missing or overlap")
+        expected += part["Size"]
+    if len(parts) != total_chunks:
+        raise IncompleteUpload(f"Expected {total_chunks} chunks, received {len(parts)}")
+    base = safe_filename(filename)
+    name, n = base, 0
+    while name in existing:
+        n += 1
+        name = _numbered(base, n)
+    client = aws.s3()
+    with S3MultipartWriter(client, _bucket(), image_key(task_id, name)) as writer:
+        for part in parts:
+            body = client.get_object(Bucket=_bucket(), Key=part["Key"])["Body"]
+            for block in iter(lambda: body.read(1024 * 1024), b""):
+                writer.write(block)
+    delete_prefix(prefix)
+    existing[name] = StoredObject(name, expected, "")
+    return name, expected

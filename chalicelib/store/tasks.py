@@ -1,0 +1,170 @@
+"""Tasks table: key (`project_id`, `id`), `id` a UUID string as in WebODM.
+
+Every write is conditional on `version` (optimistic locking) and re-derives the
+sparse `active` attribute, the key of the `active-tasks` GSI: only tasks the
+poller must look at carry it, so a poll cycle's cost follows active tasks, never
+all tasks ever created. The poller additionally holds a lease (`lease_owner`,
+`lease_until`) on a task for the length of one step.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from ..models import PendingAction
+from .dynamo import ConditionFailed, Table, transact
+from . import projects
+
+_table = Table("tasks_table")
+ACTIVE_INDEX = "active-tasks"
+ACTIVE = "1"
+POLLER_IDLE_STATUSES = (None, 10, 20)
+
+
+def needs_poller(task: dict) -> bool:
+    """WebODM's get_pending_tasks(): what the poller must visit (partial tasks never)."""
+    if task.get("partial"):
+        return False
+    if task.get("pending_action") is not None:
+        return True
+    return task.get("status") in POLLER_IDLE_STATUSES and (
+        task.get("processing_node") is not None or bool(task.get("auto_processing_node")))
+
+
+def is_hidden(task: dict) -> bool:
+    """A task being removed has already left the API."""
+    return task.get("pending_action") == PendingAction.REMOVE
+
+
+def key(task: dict) -> dict:
+    return {"project_id": task["project_id"], "id": task["id"]}
+
+
+def _with_active(item: dict) -> dict:
+    item = {k: v for k, v in item.items() if k != "active"}
+    if needs_poller(item):
+        item["active"] = ACTIVE
+    return item
+
+
+def create_request(item: dict) -> tuple[str, dict]:
+    """The transaction part that creates a task (version 1)."""
+    return ("Put", _table.put_request(_with_active({**item, "version": 1}),
+                                      condition="attribute_not_exists(id)"))
+
+
+def get(project_id: int, task_id: str) -> dict | None:
+    return _table.get({"project_id": project_id, "id": task_id})
+
+
+def list_for_project(project_id: int) -> list[dict]:
+    return list(_table.query("#p = :p", names={"#p": "project_id"}, values={":p": project_id},
+                             consistent=True))
+
+
+def list_active() -> list[dict]:
+    """Tasks the poller must visit, oldest first (one Query per 1 MB page)."""
+    return list(_table.query("#a = :a", names={"#a": "active"}, values={":a": ACTIVE},
+                             index=ACTIVE_INDEX))
+
+
+def update_request(task: dict, changes: dict, lease_owner: str | None = None,
+                   release_lease: bool = False) -> tuple[tuple[str, dict], dict]:
+    """The conditional update for `changes` on top of `task` as read, and the new item."""
+    new = _with_active({**task, **changes, "version": task["version"] + 1})
+    set_ = {k: v for k, v in changes.items() if k not in ("active", "version")}
+    set_["version"] = new["version"]
+    remove = []
+    if "active" in new:
+        set_["active"] = ACTIVE
+    elif "active" in task:
+        remove.append("active")
+    if release_lease:
+        remove += ["lease_owner", "lease_until"]
+        new.pop("lease_owner", None)
+        new.pop("lease_until", None)
+    condition = "#ver = :ver"
+    values = {":ver": task["version"]}
+    if lease_owner is not None:
+        condition += " AND #lo = :lo"
+        values[":lo"] = lease_owner
+    request = _table.update_request(key(task), set=set_, remove=remove, condition=condition,
+                                    names={"#ver": "version", "#lo": "lease_owner"} if lease_owner
+                                    else {"#ver": "version"}, values=values)
+    return ("Update", request), new
+
+
+def update(task: dict, changes: dict, lease_owner: str | None = None,
+           release_lease: bool = False) -> dict:
+    """Write `changes` if nobody changed the task since it was read; returns the new item."""
+    (_, request), new = update_request(task, changes, lease_owner, release_lease)
+    Table._write(Table._client().update_item, request)
+    return new
+
+
+def mutate(project_id: int, task_id: str, change: Callable[[dict], dict | None],
+           attempts: int = 8) -> dict | None:
+    """Read-modify-write with retries on version conflicts.
+
+    `change(task)` returns the changes to apply (or None to leave the task alone).
+    Returns the task as written (or as read when unchanged); None if it is gone.
+    """
+    for _ in range(attempts):
+        task = get(project_id, task_id)
+        if task is None:
+            return None
+        changes = change(task)
+        if not changes:
+            return task
+        try:
+            return update(task, changes)
+        except ConditionFailed:
+            time.sleep(0.01)
+    raise ConditionFailed(f"task {task_id} kept changing")
+
+
+def acquire_lease(task: dict, owner: str, seconds: float) -> dict | None:
+    """Take the task for one step; None if another poller holds a live lease (or it is gone)."""
+    now = time.time()
+    try:
+        return _table.update(key(task), set={"lease_owner": owner, "lease_until": now + seconds},
+                             condition="attribute_exists(id) AND (attribute_not_exists(#lu) OR #lu < :now)",
+                             names={"#lu": "lease_until"}, values={":now": now})
+    except ConditionFailed:
+        return None
+
+
+def release_lease(task: dict, owner: str) -> None:
+    try:
+        _table.update(key(task), remove=("lease_owner", "lease_until"),
+                      condition="#lo = :lo", names={"#lo": "lease_owner"}, values={":lo": owner})
+    except ConditionFailed:
+        pass
+
+
+def is_leased(task: dict) -> bool:
+    return bool(task.get("lease_until")) and task["lease_until"] > time.time()
+
+
+def delete(task: dict, condition_version: bool = True) -> None:
+    """Delete the row (only if unchanged since read) and forget it in its project."""
+    condition = "#ver = :ver" if condition_version else "attribute_exists(id)"
+    values = {":ver": task["version"]} if condition_version else None
+    names = {"#ver": "version"} if condition_version else None
+    transact(
+        ("Delete", _table.delete_request(key(task), condition=condition, names=names, values=values)),
+        ("Update", projects.remove_task_request(task["project_id"], task["id"])),
+    )
+
+
+def move(task: dict, target_project_id: int) -> dict:
+    """Move a task to another project atomically (row key, both projects' task sets)."""
+    moved = _with_active({**task, "project_id": target_project_id, "version": task["version"] + 1})
+    transact(
+        ("Delete", _table.delete_request(key(task), condition="#ver = :ver",
+                                         names={"#ver": "version"}, values={":ver": task["version"]})),
+        ("Put", _table.put_request(moved, condition="attribute_not_exists(id)")),
+        ("Update", projects.remove_task_request(task["project_id"], task["id"])),
+        ("Update", projects.add_task_request(target_project_id, task["id"])),
+    )
+    return moved
