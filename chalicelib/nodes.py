@@ -157,4 +157,4 @@ def pick_node(nodes: list[dict], images_count: int, now: datetime | None = None)
     candidates = [n for n in nodes if is_online(n, now) and _accepts(n, images_count)]
     if not candidates:
         return None
-    return min(candidates, key=lambda n: (n.get("queue_count") or 0, -n["id"]))
+    return min(candidates, key=lambda n: (n.get("queue_count") or 0, n["id"]))
