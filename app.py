@@ -58,6 +58,16 @@ def drf_errors(event, get_response):
     return _drf_body(response, event.method)
 
 
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def poller(event):
+    """Drive every active task one step on its processing node (see chalicelib/poller.py)."""
+    from chalicelib.poller import run_cycle
+
+    stats = run_cycle(event.context)
+    app.log.info("poll cycle: %s", stats)
+    return stats
+
+
 @app.route("/api", methods=["GET"], content_types=BODY_CONTENT_TYPES)
 def api_root():
     """The API root, like DRF's router root."""

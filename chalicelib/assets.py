@@ -558,7 +558,8 @@ def extract_assets(s3_client, bucket: str, task_prefix: str, *, max_workers: int
     if not zip_seen:
         raise InvalidZipError(f"s3://{bucket}/{zip_key} does not exist")
 
-    reader = S3RangeReader(s3_client, bucket, zip_key)
+    # Members are read in archive order, so one cached block (+ one read-ahead) suffices.
+    reader = S3RangeReader(s3_client, bucket, zip_key, cache_blocks=1)
     try:
         zf = _open_zip(reader)
         with zf:

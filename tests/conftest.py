@@ -75,6 +75,13 @@ class Api:
         response = self._client.http.request(method, url, headers=sent_headers, body=body)
         return Reply(response.status_code, dict(response.headers), response.body)
 
+    def poll(self) -> dict:
+        """One run of the scheduled `poller` function, invoked as Lambda would."""
+        event = self._client.events.generate_cw_event(
+            source="aws.events", detail_type="Scheduled Event", detail={},
+            resources=["arn:aws:events:us-east-1:000000000000:rule/poller"])
+        return self._client.lambda_.invoke("poller", event).payload
+
     def get(self, path, **kw): return self.request("GET", path, **kw)
     def post(self, path, **kw): return self.request("POST", path, **kw)
     def put(self, path, **kw): return self.request("PUT", path, **kw)
@@ -200,3 +207,20 @@ def stack_process():
     yield start
     for stack in reversed(started):
         stack.stop()
+
+
+@pytest.fixture
+def fake_node():
+    """A fake NodeODM on 127.0.0.1 (tests/fake_nodeodm.py), quick by default."""
+    from tests.fake_nodeodm import FakeNodeODM
+
+    node = FakeNodeODM(processing_seconds=0.2, output_lines=30).start()
+    yield node
+    node.stop()
+
+
+def register_node(api, admin, node, **extra) -> dict:
+    reply = api.post("/api/processingnodes/", token=admin["token"],
+                     json={"hostname": node.hostname, "port": node.port, **extra})
+    assert reply.status == 201, reply.json
+    return reply.json

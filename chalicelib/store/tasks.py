@@ -168,3 +168,13 @@ def move(task: dict, target_project_id: int) -> dict:
         ("Update", projects.add_task_request(target_project_id, task["id"])),
     )
     return moved
+
+
+def renew_lease(task_key: dict, owner: str, seconds: float) -> bool:
+    """Extend our lease during a long step; False once it is no longer ours."""
+    try:
+        _table.update(task_key, set={"lease_until": time.time() + seconds},
+                      condition="#lo = :lo", names={"#lo": "lease_owner"}, values={":lo": owner})
+        return True
+    except ConditionFailed:
+        return False

@@ -1,0 +1,285 @@
+"""The scheduled poller end to end: the public API, the `poller` function and a fake NodeODM."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from chalicelib.store import nodes as node_store
+from chalicelib.store import projects as project_store
+from chalicelib.store import tasks as task_store
+from tests.conftest import register_node
+from tests.fake_nodeodm import FakeNodeODM
+from tests.helpers import image_files, new_project, new_task, s3_bytes, s3_keys
+from tests.sample_data import sample_files
+
+
+def task_url(project, task, suffix=""):
+    return f"/api/projects/{project['id']}/tasks/{task['id']}/{suffix}"
+
+
+def poll_until(api, user, project, task, done, cycles=60, pause=0.1):
+    """Run poll cycles until `done(task)`; returns the task as the API shows it."""
+    current = None
+    for _ in range(cycles):
+        api.poll()
+        current = api.get(task_url(project, task), token=user["token"]).json
+        if current is None or done(current):
+            return current
+        time.sleep(pause)
+    raise AssertionError(f"task never reached the expected state: {current}")
+
+
+def finished(task):
+    return task["status"] in (30, 40, 50)
+
+
+@pytest.fixture
+def setup(api, admin, alice, fake_node):
+    node = register_node(api, admin, fake_node)
+    project = new_project(api, alice)
+    return node, project
+
+
+def test_quickstart_flow(api, alice, fake_node, setup):
+    node, project = setup
+    files = image_files(3)
+    options = '[{"name": "orthophoto-resolution", "value": 24}]'
+    task = api.post(f"/api/projects/{project['id']}/tasks/", token=alice["token"], files=files,
+                    data={"options": options, "name": "Quick"}).json
+    assert task["status"] is None and task["processing_time"] == -1
+    done = poll_until(api, alice, project, task, finished)
+    assert done["status"] == 40 and done["running_progress"] == 1.0 and done["last_error"] is None
+    assert done["processing_node"] == node["id"] and done["processing_node_name"] == node["label"]
+    assert done["processing_time"] >= 0 and done["upload_progress"] == 1.0
+    assert "rerun-from" not in done["can_rerun_from"] and "odm_dem" in done["can_rerun_from"]
+    on_node = fake_node.tasks[done["uuid"]]
+    assert {name: content for _, (name, content) in files} == on_node.images
+    assert {"name": "orthophoto-resolution", "value": 24.0} in on_node.options
+    assert fake_node.task_creations == 1
+    # downloads: bytes equal to the node's
+    reply = api.get(task_url(project, task, "download/orthophoto.tif"), token=alice["token"])
+    assert reply.status == 302
+    assert s3_bytes(f"tasks/{task['id']}/assets/odm_orthophoto/odm_orthophoto.tif") == \
+        sample_files()["odm_orthophoto/odm_orthophoto.tif"]
+    assert api.get(task_url(project, task, "download/all.zip"), token=alice["token"]).status == 302
+    assert s3_bytes(f"tasks/{task['id']}/all.zip") == fake_node.all_zip
+    # console: every node line exactly once
+    console = api.get(task_url(project, task, "output/"), token=alice["token"], params={"f": "json"}).json
+    assert console["lines"] == fake_node.tasks[done["uuid"]].output()
+    # delete the project: the poller removes the task here and on the node
+    assert api.delete(f"/api/projects/{project['id']}/", token=alice["token"]).status == 204
+    api.poll()
+    assert done["uuid"] not in fake_node.tasks
+    assert task_store.get(project["id"], task["id"]) is None
+    assert project_store.get(project["id"], include_deleting=True) is None
+    assert s3_keys(f"tasks/{task['id']}/") == []
+
+
+def test_status_40_only_once_downloads_work(api, alice, fake_node, setup):
+    _, project = setup
+    task = new_task(api, alice, project)
+    seen = []
+    for _ in range(60):
+        api.poll()
+        current = api.get(task_url(project, task), token=alice["token"]).json
+        seen.append(current["status"])
+        if current["status"] == 40:
+            assert current["available_assets"] and current["running_progress"] == 1.0
+            assert api.get(task_url(project, task, "download/orthophoto.tif"), token=alice["token"]).status == 302
+            break
+        assert api.get(task_url(project, task, "download/orthophoto.tif"), token=alice["token"]).status == 404
+        time.sleep(0.05)
+    assert seen[-1] == 40 and 30 not in seen
+
+
+def test_cancel_while_running_then_restart(api, alice, fake_node, setup):
+    _, project = setup
+    fake_node.processing_seconds = 30
+    task = new_task(api, alice, project)
+    running = poll_until(api, alice, project, task, lambda t: t["status"] == 20)
+    assert 0 <= running["running_progress"] <= 0.85
+    api.post(task_url(project, task, "cancel/"), token=alice["token"])
+    canceled = poll_until(api, alice, project, task, lambda t: t["pending_action"] is None)
+    assert canceled["status"] == 50
+    assert fake_node.tasks[running["uuid"]].status == 50
+    assert fake_node.calls["cancel"] == 1
+    fake_node.processing_seconds = 0.2
+    api.post(task_url(project, task, "restart/"), token=alice["token"])
+    restarted = poll_until(api, alice, project, task, lambda t: t["pending_action"] is None)
+    assert restarted["status"] is None and restarted["processing_time"] == -1
+    assert restarted["uuid"] == running["uuid"]  # restarted on the node, not re-uploaded
+    assert api.get(task_url(project, task, "output/"), token=alice["token"]).json == ""
+    done = poll_until(api, alice, project, task, finished)
+    assert done["status"] == 40 and fake_node.calls["restart"] == 1 and fake_node.task_creations == 1
+
+
+def test_node_fails_the_task_then_restart(api, alice, fake_node, setup):
+    _, project = setup
+    fake_node.fail_tasks = True
+    task = new_task(api, alice, project)
+    failed = poll_until(api, alice, project, task, finished)
+    assert failed["status"] == 30 and failed["last_error"]  # a clear message even without one from the node
+    assert task_store.get(project["id"], task["id"]).get("active") is None  # costs nothing any more
+    fake_node.fail_tasks = False
+    fake_node.fail_message = None
+    api.post(task_url(project, task, "restart/"), token=alice["token"])
+    done = poll_until(api, alice, project, task, finished)
+    assert done["status"] == 40 and done["last_error"] is None
+
+
+def test_node_failure_message_is_kept(api, alice, fake_node, setup):
+    _, project = setup
+    fake_node.fail_message = "Not enough memory"
+    task = new_task(api, alice, project)
+    failed = poll_until(api, alice, project, task, finished)
+    assert failed["status"] == 30 and failed["last_error"] == "Not enough memory"
+
+
+def test_remove_while_running(api, alice, fake_node, setup):
+    _, project = setup
+    fake_node.processing_seconds = 30
+    task = new_task(api, alice, project)
+    running = poll_until(api, alice, project, task, lambda t: t["status"] == 20)
+    assert api.post(task_url(project, task, "remove/"), token=alice["token"]).json == {"success": True}
+    assert api.get(task_url(project, task), token=alice["token"]).status == 404
+    api.poll()
+    assert running["uuid"] not in fake_node.tasks and fake_node.calls["remove"] == 1
+    assert task_store.get(project["id"], task["id"]) is None and s3_keys(f"tasks/{task['id']}/") == []
+
+
+def test_node_forgets_the_task(api, alice, fake_node, setup):
+    _, project = setup
+    fake_node.processing_seconds = 30
+    task = new_task(api, alice, project)
+    running = poll_until(api, alice, project, task, lambda t: t["status"] == 20)
+    fake_node.forget_all_tasks()
+    failed = poll_until(api, alice, project, task, finished)
+    assert failed["status"] == 30 and failed["last_error"] == f"{running['uuid']} not found"
+
+
+def test_connection_error_while_polling_is_retried(api, alice, fake_node, setup):
+    _, project = setup
+    fake_node.processing_seconds = 1.0
+    task = new_task(api, alice, project)
+    poll_until(api, alice, project, task, lambda t: t["status"] == 20)
+    fake_node.go_offline()
+    for _ in range(3):
+        api.poll()
+    during = api.get(task_url(project, task), token=alice["token"]).json
+    assert during["status"] == 20 and during["last_error"] is None
+    fake_node.go_online()
+    assert poll_until(api, alice, project, task, finished)["status"] == 40
+
+
+def _age_node(node_id: int) -> None:
+    node_store.update(node_id, {"last_refreshed": "2000-01-01T00:00:00.000000Z"})
+
+
+def test_node_offline_while_queued_moves_and_while_running_fails(api, admin, alice, fake_node, setup):
+    node_a, project = setup
+    fake_node.processing_seconds = 30
+    first = new_task(api, alice, project)
+    second = new_task(api, alice, project)
+    poll_until(api, alice, project, first, lambda t: t["status"] == 20)
+    queued = poll_until(api, alice, project, second, lambda t: t["status"] == 10)
+    assert queued["processing_node"] == node_a["id"]
+    with FakeNodeODM(processing_seconds=0.2) as other:
+        node_b = register_node(api, admin, other)
+        fake_node.go_offline()
+        _age_node(node_a["id"])  # five minutes without an answer
+        failed = poll_until(api, alice, project, first, finished)
+        assert failed["status"] == 30 and failed["last_error"].startswith("Processing node went offline.")
+        moved = poll_until(api, alice, project, second, finished)
+        assert moved["status"] == 40 and moved["processing_node"] == node_b["id"]
+        assert other.task_creations == 1
+
+
+def test_manual_node_is_never_reassigned(api, admin, alice, fake_node, setup):
+    node_a, project = setup
+    task = new_task(api, alice, project, auto_processing_node="false", processing_node=str(node_a["id"]))
+    done = poll_until(api, alice, project, task, finished)
+    assert done["status"] == 40 and done["processing_node"] == node_a["id"]
+    idle = new_task(api, alice, project, auto_processing_node="false")
+    for _ in range(2):
+        api.poll()
+    assert api.get(task_url(project, idle), token=alice["token"]).json["processing_node"] is None
+
+
+def test_node_with_a_token(api, admin, alice):
+    with FakeNodeODM(token="s3cret", processing_seconds=0.2) as locked:
+        node = register_node(api, admin, locked, token="s3cret")
+        assert node["online"] is True and "token" not in node
+        project = new_project(api, alice)
+        task = new_task(api, alice, project)
+        assert poll_until(api, alice, project, task, finished)["status"] == 40
+
+
+def test_no_online_node_waits(api, admin, alice):
+    project = new_project(api, alice)
+    task = new_task(api, alice, project)
+    for _ in range(2):
+        api.poll()
+    current = api.get(task_url(project, task), token=alice["token"]).json
+    assert current["status"] is None and current["processing_node"] is None
+    assert task_store.get(project["id"], task["id"])["active"] == "1"
+
+
+def test_restart_without_a_node_fails_like_webodm(api, alice):
+    project = new_project(api, alice)
+    task = new_task(api, alice, project, auto_processing_node="false")
+    api.post(task_url(project, task, "restart/"), token=alice["token"])
+    api.poll()
+    current = api.get(task_url(project, task), token=alice["token"]).json
+    assert current["status"] == 30 and "has no processing node" in current["last_error"]
+
+
+def test_node_deleted_leaves_tasks_without_node(api, admin, alice, fake_node, setup):
+    node, project = setup
+    task = new_task(api, alice, project, auto_processing_node="false", processing_node=str(node["id"]))
+    assert api.delete(f"/api/processingnodes/{node['id']}/", token=admin["token"]).status == 204
+    assert api.get(task_url(project, task), token=alice["token"]).json["processing_node"] is None
+
+
+def test_four_pollers_racing_submit_each_task_once(api, alice, fake_node, setup):
+    from aloft_local.scheduler import run_poller_once
+
+    _, project = setup
+    fake_node.parallel_tasks = 20
+    fake_node.latency = 0.01
+    created = [new_task(api, alice, project) for _ in range(20)]
+    deadline = time.time() + 60
+
+    def race():
+        while time.time() < deadline:
+            run_poller_once(timeout_seconds=30)
+            if all(task_store.get(project["id"], t["id"])["status"] == 40 for t in created):
+                return
+
+    threads = [threading.Thread(target=race) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(task_store.get(project["id"], t["id"])["status"] == 40 for t in created)
+    assert fake_node.task_creations == 20 and fake_node.calls["commit"] == 20
+    for t in created:
+        lines = api.get(task_url(project, t, "output/"), token=alice["token"], params={"f": "json"}).json
+        assert lines["lines"] == fake_node.tasks[task_store.get(project["id"], t["id"])["uuid"]].output()
+
+
+def test_invalid_zip_fails_the_task(api, alice, fake_node, setup):
+    _, project = setup
+    fake_node.all_zip = b"this is not a zip"
+    task = new_task(api, alice, project)
+    failed = poll_until(api, alice, project, task, finished)
+    assert failed["status"] == 30 and failed["last_error"] == "Invalid zip file"
+
+
+def test_an_idle_cycle_touches_nothing(api, alice, fake_node, setup):
+    _, project = setup
+    task = new_task(api, alice, project)
+    poll_until(api, alice, project, task, finished)
+    stats = api.poll()
+    assert stats["active"] == 0 and stats.get("advanced", 0) == 0
