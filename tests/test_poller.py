@@ -180,11 +180,17 @@ def _age_node(node_id: int) -> None:
 def test_node_offline_while_queued_moves_and_while_running_fails(api, admin, alice, fake_node, setup):
     node_a, project = setup
     fake_node.processing_seconds = 30
-    first = new_task(api, alice, project)
-    second = new_task(api, alice, project)
-    poll_until(api, alice, project, first, lambda t: t["status"] == 20)
-    queued = poll_until(api, alice, project, second, lambda t: t["status"] == 10)
-    assert queued["processing_node"] == node_a["id"]
+    created = [new_task(api, alice, project), new_task(api, alice, project)]
+    statuses = {}
+    for _ in range(60):  # one runs, the other waits in the node's queue (one slot)
+        api.poll()
+        statuses = {t["id"]: api.get(task_url(project, t), token=alice["token"]).json["status"] for t in created}
+        if sorted(statuses.values(), key=str) == [10, 20]:
+            break
+        time.sleep(0.05)
+    first = next(t for t in created if statuses[t["id"]] == 20)
+    second = next(t for t in created if statuses[t["id"]] == 10)
+    assert api.get(task_url(project, second), token=alice["token"]).json["processing_node"] == node_a["id"]
     with FakeNodeODM(processing_seconds=0.2) as other:
         node_b = register_node(api, admin, other)
         fake_node.go_offline()
