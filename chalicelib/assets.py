@@ -356,8 +356,10 @@ _CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")   # central directory header, 46 
 _EOCD = struct.Struct("<IHHHHIIH")               # end of central directory, 22 bytes
 _EOCD64 = struct.Struct("<IQHHIIQQQQ")           # zip64 end of central directory, 56 bytes
 _EOCD64_LOC = struct.Struct("<IIQI")             # zip64 end of central directory locator
-_U32 = 0xFFFFFFFF
+_U32 = 0xFFFFFFFF                # "see the ZIP64 record" sentinels
 _U16 = 0xFFFF
+_ZIP64_LIMIT = _U32              # sizes/offsets from here on go to ZIP64 fields
+_ZIP64_COUNT_LIMIT = _U16        # entry counts from here on go to the ZIP64 end record
 
 
 def _dos_datetime(date_time: tuple) -> tuple[int, int]:
@@ -402,7 +404,7 @@ class _RawZipCopier:
         flags = (info.flag_bits & 0x06) | (0x800 if utf8 else 0)  # keep deflate level bits
         date, time = _dos_datetime(info.date_time)
         csize, usize = info.compress_size, info.file_size
-        big = csize >= _U32 or usize >= _U32
+        big = csize >= _ZIP64_LIMIT or usize >= _ZIP64_LIMIT
         version = 45 if big else 20
         local_extra = struct.pack("<HHQQ", 1, 16, usize, csize) if big else b""
         offset = self._offset
@@ -422,14 +424,15 @@ class _RawZipCopier:
         z64: list[int] = []
         if big:
             z64 += [usize, csize]
-        if offset >= _U32:
+        if offset >= _ZIP64_LIMIT:
             z64.append(offset)
             version = 45
         central_extra = struct.pack(f"<HH{len(z64)}Q", 1, 8 * len(z64), *z64) if z64 else b""
         self._central.append(_CENTRAL.pack(
             0x02014B50, (3 << 8) | version, version, flags, info.compress_type, time, date,
             info.CRC, _U32 if big else csize, _U32 if big else usize, len(encoded),
-            len(central_extra), 0, 0, 0, (0o100644 << 16), min(offset, _U32))
+            len(central_extra), 0, 0, 0, (0o100644 << 16),
+            _U32 if offset >= _ZIP64_LIMIT else offset)
             + encoded + central_extra)
 
     def finish(self) -> None:
@@ -438,13 +441,15 @@ class _RawZipCopier:
             self._write(record)
         cd_size = self._offset - cd_offset
         count = len(self._central)
-        if count >= _U16 or cd_size >= _U32 or cd_offset >= _U32:
+        if count >= _ZIP64_COUNT_LIMIT or cd_size >= _ZIP64_LIMIT or cd_offset >= _ZIP64_LIMIT:
             eocd64_offset = self._offset
             self._write(_EOCD64.pack(0x06064B50, _EOCD64.size - 12, (3 << 8) | 45, 45, 0, 0,
                                      count, count, cd_size, cd_offset))
             self._write(_EOCD64_LOC.pack(0x07064B50, 0, eocd64_offset, 1))
-        self._write(_EOCD.pack(0x06054B50, 0, 0, min(count, _U16), min(count, _U16),
-                               min(cd_size, _U32), min(cd_offset, _U32), 0))
+        n = _U16 if count >= _ZIP64_COUNT_LIMIT else count
+        self._write(_EOCD.pack(0x06054B50, 0, 0, n, n,
+                               _U32 if cd_size >= _ZIP64_LIMIT else cd_size,
+                               _U32 if cd_offset >= _ZIP64_LIMIT else cd_offset, 0))
 
 
 def _folder_members(spec: AssetSpec, members: list[tuple[str, zipfile.ZipInfo]]

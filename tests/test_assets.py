@@ -527,6 +527,27 @@ def test_folder_zips_from_data_descriptor_source_are_stream_readable(s3):
         assert info.compress_type == zipfile.ZIP_DEFLATED
 
 
+def test_folder_zips_use_zip64_records_past_the_limits(s3, monkeypatch):
+    # The ZIP64 paths normally need > 4 GiB or > 65,535 entries; lower the limits instead.
+    monkeypatch.setattr(assets, "_ZIP64_LIMIT", 1000)
+    monkeypatch.setattr(assets, "_ZIP64_COUNT_LIMIT", 2)
+    put_task(s3, build_all_zip(), images=0)
+    result = extract_assets(s3, BUCKET, PREFIX)
+    assert result.available_assets == SAMPLE_AVAILABLE
+    payload = get(s3, PREFIX + "zips/orthophoto_tiles.zip")
+    assert b"PK\x06\x06" in payload and b"PK\x06\x07" in payload  # ZIP64 end + locator
+    assert payload[-22 + 8:-22 + 10] == b"\xff\xff"  # entry count deferred to ZIP64
+    eocd64 = payload.rfind(b"PK\x06\x06")
+    pos = struct.unpack("<Q", payload[eocd64 + 48:eocd64 + 56])[0]  # central directory
+    offsets = []
+    while payload[pos:pos + 4] == b"PK\x01\x02":
+        fields = struct.unpack("<IHHHHHHIIIHHHHHII", payload[pos:pos + 46])
+        offsets.append(fields[16])
+        pos += 46 + sum(fields[10:13])
+    assert offsets[0] == 0 and offsets[1:] == [0xFFFFFFFF] * (len(offsets) - 1) != []
+    assert_folder_zips(s3, sample_files(), result.available_assets)
+
+
 def test_extract_assets_skips_unsafe_names(s3):
     members = {
         "../evil.txt": b"x", "/abs.txt": b"x", "odm_report\\win.txt": b"x",
@@ -549,6 +570,12 @@ def test_extract_assets_corrupt_zip(s3):
         extract_assets(s3, BUCKET, PREFIX)
     assert str(err.value) == "Invalid zip file"
 
+    # Cut short, as an interrupted download would leave it.
+    whole = build_all_zip()
+    s3.put_object(Bucket=BUCKET, Key=PREFIX + "all.zip", Body=whole[:len(whole) // 2])
+    with pytest.raises(InvalidZipError):
+        extract_assets(s3, BUCKET, PREFIX)
+
     # A valid directory but damaged member data (bad CRC / deflate stream).
     payload = bytearray(make_zip({"cameras.json": random_bytes(50_000)}))
     payload[len(payload) // 3] ^= 0xFF
@@ -560,6 +587,28 @@ def test_extract_assets_corrupt_zip(s3):
 def test_extract_assets_missing_zip(s3):
     with pytest.raises(InvalidZipError):
         extract_assets(s3, BUCKET, PREFIX)
+
+
+def test_extract_assets_s3_failures_are_not_zip_errors(s3):
+    """An S3 error must surface as itself (the poller retries), never as "Invalid zip"."""
+
+    class FailingPuts:
+        def __init__(self, client):
+            self._client = client
+
+        def put_object(self, **kwargs):
+            if kwargs["Key"].endswith("shots.geojson"):
+                raise ClientError({"Error": {"Code": "SlowDown", "Message": "slow"}}, "PutObject")
+            return self._client.put_object(**kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self._client, name)
+
+    put_task(s3, build_all_zip(), images=0)
+    with pytest.raises(ClientError) as err:
+        extract_assets(FailingPuts(s3), BUCKET, PREFIX)
+    assert not isinstance(err.value, InvalidZipError)
+    assert err.value.response["Error"]["Code"] == "SlowDown"
 
 
 # -- statistics ------------------------------------------------------------------------------
