@@ -30,9 +30,42 @@ def main() -> None:
                 print(f"GET {path:<24} with {projects:>3} projects: "
                       f"{counter.total('dynamodb')} DynamoDB calls ({counter.describe('dynamodb')})")
         with counting() as counter:
-            client.http.post("/api/projects/", headers=headers, body=json.dumps({"name": "new"}))
+            project = client.http.post("/api/projects/", headers=headers, body=json.dumps({"name": "new"})).json_body
         print(f"POST /api/projects/: {counter.total('dynamodb')} DynamoDB calls "
               f"({counter.describe('dynamodb')})")
+        _task_routes(client, token, project["id"])
+
+
+def _multipart(files: dict[str, bytes], fields: dict[str, str]) -> tuple[bytes, str]:
+    import requests
+
+    prepared = requests.Request("POST", "http://x/", files=[("images", (n, c)) for n, c in files.items()],
+                                data=fields).prepare()
+    return prepared.body, prepared.headers["Content-Type"]
+
+
+def _task_routes(client, token: str, project_id: int) -> None:
+    from chalicelib.store import nodes
+
+    node = nodes.create({"hostname": "127.0.0.1", "port": 1})
+    auth = {"Authorization": f"JWT {token}"}
+    base = f"/api/projects/{project_id}/tasks/"
+    body, content_type = _multipart({"a.jpg": b"a" * 1000, "b.jpg": b"b" * 1000},
+                                    {"options": '[{"name": "dsm", "value": true}]',
+                                     "processing_node": str(node["id"]), "auto_processing_node": "false"})
+    with counting() as counter:
+        task = client.http.post(base, headers={**auth, "Content-Type": content_type}, body=body).json_body
+    print(f"POST {base} (2 images): {counter.total('dynamodb')} DynamoDB calls "
+          f"({counter.describe('dynamodb')}); S3: {counter.describe('s3')}")
+    with counting() as counter:
+        client.http.get(f"{base}{task['id']}/", headers=auth)
+    print(f"GET one task: {counter.total('dynamodb')} DynamoDB calls ({counter.describe('dynamodb')})")
+    for _ in range(99):
+        client.http.post(base, headers={**auth, "Content-Type": content_type}, body=body)
+    with counting() as counter:
+        listed = client.http.get(base, headers=auth).json_body
+    print(f"GET {base} with {len(listed)} tasks: {counter.total('dynamodb')} DynamoDB calls "
+          f"({counter.describe('dynamodb')})")
 
 
 if __name__ == "__main__":

@@ -52,22 +52,60 @@ def counting():
 
 
 @contextlib.contextmanager
-def moto_aloft():
-    """Aloft's tables and bucket in in-process moto; yields a Chalice test client."""
+def _aloft_client():
     from chalice.test import Client
-    from moto import mock_aws
 
     from aloft_local.resources import create_resources
     from chalicelib import aws, config
 
-    with mock_aws():
-        os.environ.update(create_resources("aloft-bench", aws.dynamodb(), aws.s3()))
-        os.environ.setdefault("ALOFT_JWT_SECRET", "benchmark-secret-0123456789abcdef0123")
-        config.reset()
-        from app import app
+    aws.reset()
+    os.environ.update(create_resources("aloft-bench", aws.dynamodb(), aws.s3()))
+    os.environ.setdefault("ALOFT_JWT_SECRET", "benchmark-secret-0123456789abcdef0123")
+    config.reset()
+    from app import app
 
-        with Client(app, stage_name="local", project_dir=str(ROOT)) as client:
+    with Client(app, stage_name="local", project_dir=str(ROOT)) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def moto_aloft():
+    """Aloft's tables and bucket in in-process moto; yields a Chalice test client."""
+    from moto import mock_aws
+
+    with mock_aws(), _aloft_client() as client:
+        yield client
+
+
+@contextlib.contextmanager
+def moto_server_aloft():
+    """Aloft on a moto server in a child process, so moto's own CPU time is not charged
+    to Aloft's process (closer to a real, remote DynamoDB); yields a Chalice test client."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        with _aloft_client() as client:
             yield client
+    finally:
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        server.terminate()
+        server.wait()
 
 
 def make_user(username: str, superuser: bool = False) -> tuple[dict, str]:

@@ -101,19 +101,20 @@ def _advance_safely(cycle: Cycle, task: dict) -> None:
         cycle.count("busy")
         return
     renewer = _LeaseRenewer(leased, cycle.owner)
+    step = Step(cycle, leased, renewer)
     try:
-        Step(cycle, leased, renewer).run()
+        step.run()
         cycle.count("advanced")
     except LeaseLost:
+        step.released = True
         cycle.count("lost")
     except Exception:  # one task's surprise must not stop the others; it is retried next cycle
         log.exception("Advancing task %s failed", task.get("id"))
         cycle.count("errors")
     finally:
         renewer.stop()
-        current = tasks.get(leased["project_id"], leased["id"])
-        if current is not None and current.get("lease_owner") == cycle.owner:
-            tasks.release_lease(current, cycle.owner)
+        if not step.released:
+            tasks.release_lease(leased, cycle.owner)
 
 
 class _LeaseRenewer:
@@ -143,20 +144,21 @@ class Step:
         self.cycle = cycle
         self.task = task
         self.renewer = renewer
+        self.released = False
 
     # -- writing -------------------------------------------------------------------------
-    def save(self, changes: dict, extra_ops: tuple = ()) -> dict:
-        """Conditional write (our version and our lease). On a version conflict caused by
-        a user's edit, re-apply the same observation on the fresh item; if the user's
-        pending action changed, or the lease is gone, stop."""
+    def save(self, changes: dict, extra_ops: tuple = (), release: bool = True) -> dict:
+        """Conditional write (our version and our lease), by default the step's last one,
+        which also releases the lease. On a version conflict caused by a user's edit,
+        re-apply the same observation on the fresh item; if the user's pending action
+        changed, or the lease is gone, stop."""
         for _ in range(5):
-            update, new = tasks.update_request(self.task, changes, lease_owner=self.cycle.owner)
+            update, new = tasks.update_request(self.task, changes, lease_owner=self.cycle.owner,
+                                               release_lease=release)
             try:
-                if extra_ops:
-                    transact(update, *extra_ops)
-                else:
-                    tasks.update(self.task, changes, lease_owner=self.cycle.owner)
+                transact(update, *extra_ops) if extra_ops else tasks.write(update)
                 self.task = new
+                self.released = release
                 return new
             except ConditionFailed:
                 fresh = tasks.get(self.task["project_id"], self.task["id"])
@@ -212,7 +214,7 @@ class Step:
         chosen = self.cycle.reserve_node(int(self.task.get("images_count") or 0))
         if chosen is None:
             return False  # no online node takes it: try again next cycle
-        self.save({"processing_node": chosen["id"], "uuid": "", "node_committed": False})
+        self.save({"processing_node": chosen["id"], "uuid": "", "node_committed": False}, release=False)
         return True
 
     def node_offline(self) -> None:
@@ -246,7 +248,7 @@ class Step:
                 # clean (an uncommitted upload is not a node task; NodeODM discards it).
                 node_uuid = client.init_task(self.task.get("name") or "", self.task.get("options") or [])
                 self.save({"uuid": node_uuid, "upload_progress": 0.0, "upload_resume_from": None,
-                           "node_committed": False})
+                           "node_committed": False}, release=False)
                 resume_from = 0
             self._upload(client, node_uuid, images, int(resume_from))
             client.commit(node_uuid)
@@ -263,7 +265,7 @@ class Step:
                 raise _Paused()
             self._upload_one(client, node_uuid, images[index])
             if time.monotonic() - last_write >= PROGRESS_WRITE_SECONDS:
-                self.save({"upload_progress": round((index + 1) / len(images), 4)})
+                self.save({"upload_progress": round((index + 1) / len(images), 4)}, release=False)
                 last_write = time.monotonic()
 
     def _upload_one(self, client, node_uuid: str, image) -> None:
@@ -320,15 +322,16 @@ class Step:
             # Not 40 yet: results must be downloadable first.
             changes["status"] = int(StatusCode.RUNNING)
             changes["running_progress"] = RUNNING_WEIGHT
-        self._save_with_output(changes, info.output)
-        if status == StatusCode.COMPLETED:
+        completed = status == StatusCode.COMPLETED
+        self._save_with_output(changes, info.output, release=not completed)
+        if completed:
             self.complete()
 
-    def _save_with_output(self, changes: dict, lines: list[str]) -> None:
+    def _save_with_output(self, changes: dict, lines: list[str], release: bool) -> None:
         while True:
             ops, output_changes, consumed = output.append_plan(self.task, lines) if lines else ([], {}, 0)
-            self.save({**changes, **output_changes}, extra_ops=tuple(ops))
             lines = lines[consumed:]
+            self.save({**changes, **output_changes}, extra_ops=tuple(ops), release=release and not lines)
             if not lines:
                 return
 
@@ -339,7 +342,7 @@ class Step:
 
         client = self.client(timeout=60.0)
         zip_key = storage.task_prefix(self.task["id"]) + "all.zip"
-        self.save({"running_progress": DOWNLOADING_PROGRESS})
+        self.save({"running_progress": DOWNLOADING_PROGRESS}, release=False)
         try:
             with client.download_all_zip(self.task["uuid"]) as (stream, _length):
                 copy_stream_to_s3(aws.s3(), stream, settings().bucket, zip_key, content_type="application/zip")

@@ -173,6 +173,7 @@ def create_task(project_id):
     except ConditionFailed:
         raise not_found() from None
     task["version"] = 1
+    changes: dict = {} if partial else {"partial": False}
     if body.files:
         try:
             uploads.store_files(task["id"], body.files)
@@ -180,9 +181,9 @@ def create_task(project_id):
             remove_task(task)
             raise
         count, size = uploads.image_stats(task["id"])
-        task = tasks.update(task, {"images_count": count, "size_bytes": size})
-    if not partial:
-        task = tasks.update(task, {"partial": False})
+        changes.update(images_count=count, size_bytes=size)
+    if changes:
+        task = tasks.update(task, changes)
     return respond(_one(task), status=201)
 
 

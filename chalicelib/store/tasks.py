@@ -97,9 +97,14 @@ def update_request(task: dict, changes: dict, lease_owner: str | None = None,
 def update(task: dict, changes: dict, lease_owner: str | None = None,
            release_lease: bool = False) -> dict:
     """Write `changes` if nobody changed the task since it was read; returns the new item."""
-    (_, request), new = update_request(task, changes, lease_owner, release_lease)
-    Table._write(Table._client().update_item, request)
+    operation, new = update_request(task, changes, lease_owner, release_lease)
+    write(operation)
     return new
+
+
+def write(operation: tuple[str, dict]) -> None:
+    """Perform one prepared ("Update", request) outside a transaction."""
+    Table._write(Table._client().update_item, operation[1])
 
 
 def mutate(project_id: int, task_id: str, change: Callable[[dict], dict | None],
