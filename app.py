@@ -6,6 +6,7 @@ the scheduled poller. No work happens at import beyond that (cold start).
 from __future__ import annotations
 
 import logging
+import os
 
 from chalice import Chalice, Rate, Response
 
@@ -15,7 +16,11 @@ from chalicelib.api import projects as project_routes
 from chalicelib.api import tasks as task_routes
 from chalicelib.api import users as user_routes
 from chalicelib.api.common import BODY_CONTENT_TYPES
+from chalicelib.config import settings
 from chalicelib.errors import ApiError
+
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    settings()  # a deployed stage without its JWT secret fails at start, not on a request
 
 app = Chalice(app_name="aloft")
 app.log.setLevel(logging.INFO)

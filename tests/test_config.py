@@ -39,3 +39,19 @@ def test_ttl_comes_from_environment(monkeypatch):
         assert config.settings().jwt_ttl_seconds == 60
     finally:
         config.reset()
+
+
+def test_deployed_function_without_secret_fails_at_start():
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALOFT_")}
+    env.update(AWS_LAMBDA_FUNCTION_NAME="aloft-prod", ALOFT_STAGE="prod")
+    failed = subprocess.run([sys.executable, "-c", "import app"], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    assert failed.returncode != 0 and "ALOFT_JWT_SECRET" in failed.stderr
+    env["ALOFT_JWT_SECRET_ARN"] = "arn:aws:secretsmanager:us-east-1:1:secret:jwt"
+    assert subprocess.run([sys.executable, "-c", "import app"], cwd=ROOT, env=env).returncode == 0
