@@ -16,6 +16,7 @@ from chalicelib.api import projects as project_routes
 from chalicelib.api import tasks as task_routes
 from chalicelib.api import users as user_routes
 from chalicelib.api.common import BODY_CONTENT_TYPES
+from chalicelib.apidoc import doc
 from chalicelib.config import settings
 from chalicelib.errors import ApiError
 
@@ -74,9 +75,19 @@ def poller(event):
 
 
 @app.route("/api", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+@doc("The API root", {200: dict}, auth="none", tags=("meta",))
 def api_root():
     """The API root, like DRF's router root."""
     return {"projects": "/api/projects/", "processingnodes": "/api/processingnodes/"}
+
+
+@app.route("/api/openapi.json", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+@doc("This OpenAPI 3.1 document", {200: dict}, auth="none", tags=("meta",))
+def openapi_document():
+    """Generated from the route table and the pydantic models (chalicelib/openapi.py)."""
+    from chalicelib.openapi import document_json
+
+    return Response(body=document_json(), status_code=200, headers=_JSON)
 
 
 @app.route("/{proxy+}", methods=_ALL_METHODS, content_types=BODY_CONTENT_TYPES)

@@ -257,11 +257,26 @@ class OutputJson(BaseModel):
     count: int
 
 
-class Page(BaseModel):
+class ProjectPage(BaseModel):
     count: int
     next: Optional[str]
     previous: Optional[str]
-    results: list[Any]
+    results: list[ProjectOut]
+
+
+class UserPage(BaseModel):
+    count: int
+    next: Optional[str]
+    previous: Optional[str]
+    results: list[UserOut]
+
+
+class DropzoneChunk(Request):
+    """Multipart fields of one Dropzone chunk (with exactly one file)."""
+    dzuuid: Optional[str] = None
+    dzchunkindex: Optional[int] = None
+    dztotalchunkcount: Optional[int] = None
+    dzchunkbyteoffset: Optional[int] = None
 
 
 class Detail(BaseModel):

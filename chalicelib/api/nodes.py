@@ -10,6 +10,7 @@ from chalice import Blueprint
 
 from .. import nodes
 from ..errors import forbidden, not_found, validate
+from ..apidoc import INT, NO_CONTENT, ORDERING, STR, Param, doc
 from ..models import NodeOut, NodeWrite, utcnow
 from ..store import nodes as node_store
 from .common import (BODY_CONTENT_TYPES, current_user, int_id, no_content, parse_body,
@@ -41,6 +42,12 @@ def _has_options(value: str) -> bool:
 
 
 @bp.route("/api/processingnodes", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+@doc("List processing nodes", {200: [NodeOut]}, tags=("processingnodes",),
+     query=(Param("id", INT), Param("hostname", STR), Param("port", INT), Param("api_version", STR),
+            Param("queue_count", INT), Param("max_images", INT), Param("engine", STR),
+            Param("engine_version", STR),
+            Param("has_available_options", STR, "`true`/`1`: nodes with options; anything else: without"),
+            ORDERING))
 def list_nodes():
     """Every node, as a plain array; exact filters, `has_available_options`, `ordering`."""
     current_user(bp.current_request)
@@ -55,6 +62,7 @@ def list_nodes():
 
 
 @bp.route("/api/processingnodes/options", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+@doc("Options common to the online nodes", {200: [dict]}, tags=("processingnodes",))
 def node_options():
     """The options every online node supports (webodm-api.md §4.4)."""
     current_user(bp.current_request)
@@ -62,6 +70,8 @@ def node_options():
 
 
 @bp.route("/api/processingnodes", methods=["POST"], content_types=BODY_CONTENT_TYPES)
+@doc("Register a processing node (superuser); refreshed at once", {201: NodeOut}, body=NodeWrite,
+     tags=("processingnodes",))
 def create_node():
     """Add a node and ask it for its info at once; an unreachable node is added offline."""
     _superuser()
@@ -71,6 +81,7 @@ def create_node():
 
 
 @bp.route("/api/processingnodes/{node_id}", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+@doc("Get a processing node", {200: NodeOut}, tags=("processingnodes",))
 def get_node(node_id):
     current_user(bp.current_request)
     return respond(nodes.node_out(_node(node_id)))
@@ -78,6 +89,7 @@ def get_node(node_id):
 
 @bp.route("/api/processingnodes/{node_id}", methods=["PUT", "PATCH"],
           content_types=BODY_CONTENT_TYPES)
+@doc("Update a processing node (superuser)", {200: NodeOut}, body=NodeWrite, tags=("processingnodes",))
 def update_node(node_id):
     """PATCH changes the given fields; PUT requires `hostname` and `port`.
 
@@ -105,6 +117,8 @@ def update_node(node_id):
 
 
 @bp.route("/api/processingnodes/{node_id}", methods=["DELETE"], content_types=BODY_CONTENT_TYPES)
+@doc("Delete a processing node (superuser); its tasks keep no node", {204: NO_CONTENT},
+     tags=("processingnodes",))
 def delete_node(node_id):
     """Remove the node; tasks that used it then show `processing_node: null`."""
     _superuser()

@@ -6,8 +6,9 @@ import uuid
 from chalice import Blueprint
 
 from .. import permissions
+from ..apidoc import INT, NO_CONTENT, ORDERING, PAGE, STR, Param, doc
 from ..errors import bad_request, not_found, validate
-from ..models import ProjectOut, ProjectWrite, utcnow
+from ..models import ProjectOut, ProjectPage, ProjectWrite, utcnow
 from ..store import projects
 from .common import (BODY_CONTENT_TYPES, current_user, int_id, no_content, parse_body,
                      query_params, respond)
@@ -49,6 +50,10 @@ def _search(items: list[dict], search: str) -> list[dict]:
 
 
 @bp.route("/api/projects", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+@doc("List projects", {200: ([ProjectOut], ProjectPage)}, tags=("projects",),
+     query=(Param("id", INT), Param("name", STR), Param("description", STR), Param("created_at", STR),
+            Param("search", STR, "Words that must appear in the name; `#tag` for a project tag."),
+            ORDERING, PAGE))
 def list_projects():
     """The caller's projects, newest first; an envelope when `page` is given."""
     request = bp.current_request
@@ -64,6 +69,7 @@ def list_projects():
 
 
 @bp.route("/api/projects", methods=["POST"], content_types=BODY_CONTENT_TYPES)
+@doc("Create a project", {201: ProjectOut}, body=ProjectWrite, tags=("projects",))
 def create_project():
     """Create a project owned by the caller (an `owner` in the body is ignored)."""
     user = current_user(bp.current_request)
@@ -73,12 +79,15 @@ def create_project():
 
 
 @bp.route("/api/projects/{project_id}", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+@doc("Get a project", {200: ProjectOut}, tags=("projects",))
 def get_project(project_id):
     user = current_user(bp.current_request)
     return respond(project_out(user, permissions.project_for(user, int_id(project_id))))
 
 
 @bp.route("/api/projects/{project_id}", methods=["PUT", "PATCH"], content_types=BODY_CONTENT_TYPES)
+@doc("Update a project (PATCH: given fields; PUT: `name` required)", {200: ProjectOut},
+     body=ProjectWrite, tags=("projects",))
 def update_project(project_id):
     """PATCH changes the given fields; PUT requires `name`. The owner never changes."""
     request = bp.current_request
@@ -96,6 +105,7 @@ def update_project(project_id):
 
 
 @bp.route("/api/projects/{project_id}", methods=["DELETE"], content_types=BODY_CONTENT_TYPES)
+@doc("Delete a project and its tasks", {204: NO_CONTENT}, tags=("projects",))
 def delete_project(project_id):
     """Hide the project at once; its tasks are removed, then the row goes."""
     from ..removal import remove_project_tasks

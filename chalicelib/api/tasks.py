@@ -13,9 +13,10 @@ import uuid as uuid_lib
 from chalice import Blueprint, Response
 
 from .. import permissions, storage, uploads
+from ..apidoc import CONSOLE, INT, INVALID, NO_CONTENT, ORDERING, REDIRECT, STR, Param, doc
 from ..errors import ApiError, bad_request, field_error, forbidden, not_found, validate
-from ..models import (OutputJson, PendingAction, PresignRequest, PresignResponse, StatusCode, TaskOut,
-                      TaskWrite, UploadResponse, utcnow)
+from ..models import (DropzoneChunk, OutputJson, PendingAction, PresignRequest, PresignResponse, StatusCode,
+                      Success, TaskOut, TaskWrite, UploadResponse, utcnow)
 from ..removal import remove_task
 from ..store import nodes as node_store
 from ..store import output, projects, tasks
@@ -131,6 +132,8 @@ def _new_task(project_id: int, data: TaskWrite, partial: bool) -> dict:
 # ------------------------------------------------------------------ list and create
 
 @bp.route(BASE, methods=["GET"], content_types=BODY_CONTENT_TYPES)
+@doc("List a project's tasks", {200: [TaskOut]}, tags=("tasks",),
+     query=(Param("status", INT), Param("available_assets", STR, "Comma-separated; all must be present"), ORDERING))
 def list_tasks(project_id):
     """All tasks of a project as a plain array; `status` filter and `ordering`."""
     request = bp.current_request
@@ -153,6 +156,8 @@ def list_tasks(project_id):
 
 
 @bp.route(BASE, methods=["POST"], content_types=BODY_CONTENT_TYPES)
+@doc("Create a task with its images (or a partial task)", {201: TaskOut}, body=TaskWrite, files="images",
+     tags=("tasks",))
 def create_task(project_id):
     """Create a task with its images (multipart `images`), or a partial one to upload into."""
     request = bp.current_request
@@ -190,12 +195,15 @@ def create_task(project_id):
 # ------------------------------------------------------------------ one task
 
 @bp.route(ONE, methods=["GET"], content_types=BODY_CONTENT_TYPES)
+@doc("Get a task (public tasks need no login)", {200: TaskOut}, auth="optional", tags=("tasks",))
 def get_task(project_id, task_id):
     """A task; public tasks and tasks of public projects are readable without login."""
     return respond(_one(_readable(project_id, task_id)))
 
 
 @bp.route(ONE, methods=["PUT", "PATCH"], content_types=BODY_CONTENT_TYPES)
+@doc("Update a task; `project` moves it", {200: TaskOut, 403: "Detail", 409: "Detail"}, body=TaskWrite,
+     tags=("tasks",))
 def update_task(project_id, task_id):
     """Change writable fields; `project` moves the task (needs change rights on the target)."""
     request = bp.current_request
@@ -235,6 +243,7 @@ def update_task(project_id, task_id):
 
 
 @bp.route(ONE, methods=["DELETE"], content_types=BODY_CONTENT_TYPES)
+@doc("Remove a task", {204: NO_CONTENT}, tags=("tasks",))
 def delete_task(project_id, task_id):
     """Same as POST .../remove/ (WebODM's docs list DELETE)."""
     _, _, task = _load(project_id, task_id, need="delete")
@@ -245,6 +254,9 @@ def delete_task(project_id, task_id):
 # ------------------------------------------------------------------ uploads
 
 @bp.route(ONE + "/upload", methods=["POST"], content_types=BODY_CONTENT_TYPES)
+@doc("Upload images (multipart, Dropzone chunks) or get presigned S3 PUT URLs (JSON `files`)",
+     {200: (UploadResponse, PresignResponse)}, body=PresignRequest, form_body=DropzoneChunk, files="images",
+     tags=("tasks",))
 def upload_images(project_id, task_id):
     """Add images: multipart files (Dropzone chunks too), or JSON `files` for presigned PUTs."""
     request = bp.current_request
@@ -267,6 +279,7 @@ def upload_images(project_id, task_id):
 
 
 @bp.route(ONE + "/commit", methods=["POST"], content_types=BODY_CONTENT_TYPES)
+@doc("Commit a partial task", {200: TaskOut, 400: INVALID}, tags=("tasks",))
 def commit_task(project_id, task_id):
     """Finish a partial task: count what really arrived in S3 and hand it to the poller."""
     _, project, task = _load(project_id, task_id)
@@ -296,6 +309,7 @@ def _set_pending(project: dict, task: dict, action: PendingAction) -> None:
 
 
 @bp.route(ONE + "/cancel", methods=["POST"], content_types=BODY_CONTENT_TYPES)
+@doc("Cancel a task", {200: Success}, tags=("tasks",))
 def cancel_task(project_id, task_id):
     _, project, task = _load(project_id, task_id)
     _set_pending(project, task, PendingAction.CANCEL)
@@ -303,6 +317,7 @@ def cancel_task(project_id, task_id):
 
 
 @bp.route(ONE + "/restart", methods=["POST"], content_types=BODY_CONTENT_TYPES)
+@doc("Restart a task", {200: Success}, tags=("tasks",))
 def restart_task(project_id, task_id):
     _, project, task = _load(project_id, task_id)
     _set_pending(project, task, PendingAction.RESTART)
@@ -310,6 +325,7 @@ def restart_task(project_id, task_id):
 
 
 @bp.route(ONE + "/remove", methods=["POST"], content_types=BODY_CONTENT_TYPES)
+@doc("Remove a task", {200: Success}, tags=("tasks",))
 def remove_task_action(project_id, task_id):
     _, _, task = _load(project_id, task_id, need="delete")
     remove_task(task)
@@ -326,6 +342,8 @@ def _int_param(query: dict, name: str) -> int:
 
 
 @bp.route(ONE + "/output", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+@doc("Console output", {200: CONSOLE}, tags=("tasks",),
+     query=(Param("line", INT), Param("limit", INT), Param("f", {"enum": ["text", "json", "raw"]})))
 def task_output(project_id, task_id):
     """Console lines from `line`, `limit` of them (negative: the last ones), as text/json/raw."""
     query = query_params(bp.current_request)
@@ -358,6 +376,8 @@ def _redirect(url: str) -> Response:
 
 
 @bp.route(ONE + "/download/{asset}", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+@doc("Download a named asset", {302: REDIRECT}, auth="optional", tags=("downloads",),
+     query=(Param("inline", STR, "Present: inline disposition"), Param("filename", STR)))
 def download_asset(project_id, task_id, asset):
     """302 to a short-lived presigned S3 URL for one of WebODM's named assets."""
     from ..assets import asset_key, content_type_for, download_filename
@@ -383,6 +403,7 @@ def _asset_path(raw: str) -> str | None:
 
 
 @bp.route(ONE + "/assets/{asset_path+}", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+@doc("Any file under the task's assets", {302: REDIRECT}, auth="optional", tags=("downloads",))
 def raw_asset(project_id, task_id):
     """302 to any file under the task's assets (served inline); traversal is refused."""
     from ..assets import content_type_for

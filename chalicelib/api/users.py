@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
+from ..apidoc import INVALID, NO_CONTENT, ORDERING, PAGE, doc
 from ..auth import hash_password
 from ..errors import ApiError, bad_request, forbidden, not_found, validate
-from ..models import UserOut, UserWrite, utcnow
+from ..models import UserOut, UserPage, UserWrite, utcnow
 from ..store import projects, users
 from .common import (BODY_CONTENT_TYPES, current_user, int_id, no_content, parse_body,
                      query_params, respond)
@@ -39,6 +40,7 @@ def _target(user_id: str) -> dict:
 
 
 @bp.route("/api/admin/users", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+@doc("List users (superuser)", {200: ([UserOut], UserPage)}, query=(ORDERING, PAGE), tags=("admin",))
 def list_users():
     """All users (superuser only)."""
     _superuser()
@@ -49,6 +51,7 @@ def list_users():
 
 
 @bp.route("/api/admin/users", methods=["POST"], content_types=BODY_CONTENT_TYPES)
+@doc("Create a user (superuser)", {201: UserOut}, body=UserWrite, tags=("admin",))
 def create_user():
     """Create a user; `password` is write-only and stored only as a salted slow hash."""
     _superuser()
@@ -64,12 +67,14 @@ def create_user():
 
 
 @bp.route("/api/admin/users/{user_id}", methods=["GET"], content_types=BODY_CONTENT_TYPES)
+@doc("Get a user (superuser)", {200: UserOut}, tags=("admin",))
 def get_user(user_id):
     _superuser()
     return respond(user_out(_target(user_id)))
 
 
 @bp.route("/api/admin/users/{user_id}", methods=["PUT", "PATCH"], content_types=BODY_CONTENT_TYPES)
+@doc("Update a user (superuser)", {200: UserOut}, body=UserWrite, tags=("admin",))
 def update_user(user_id):
     """PATCH changes the given fields; PUT also requires `username`."""
     _superuser()
@@ -92,6 +97,8 @@ def update_user(user_id):
 
 
 @bp.route("/api/admin/users/{user_id}", methods=["DELETE"], content_types=BODY_CONTENT_TYPES)
+@doc("Delete a user; their projects pass to the caller (superuser)", {204: NO_CONTENT, 400: INVALID},
+     tags=("admin",))
 def delete_user(user_id):
     """Delete a user; their projects pass to the deleting superuser."""
     admin = _superuser()

@@ -1,0 +1,54 @@
+"""Route metadata for the OpenAPI document (chalicelib/openapi.py builds it).
+
+Each view says, next to its code, what it takes and answers: its body model,
+query parameters and responses. The generator walks Chalice's route table, so a
+route without this metadata is a build error, not a silent gap in the document.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+# Special response kinds besides pydantic models.
+NO_CONTENT = "no-content"
+REDIRECT = "redirect"
+TEXT = "text"
+JSON_STRING = "json-string"
+CONSOLE = "console"
+INVALID = "invalid"  # a DRF 400: field errors, a message list or a detail
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    schema: dict
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RouteDoc:
+    summary: str
+    responses: dict[int, Any]
+    body: Any = None                 # pydantic model accepted as JSON, form or multipart fields
+    form_body: Any = None            # a different model for form/multipart bodies, if any
+    files: str | None = None         # multipart file field (e.g. "images"); repeated
+    query: tuple[Param, ...] = ()
+    auth: str = "required"           # "required", "optional" (public objects) or "none"
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    path_types: dict[str, dict] = field(default_factory=dict)
+
+
+def doc(summary: str, responses: dict[int, Any], **details) -> Callable:
+    """Attach OpenAPI metadata to a view function."""
+    def attach(view: Callable) -> Callable:
+        view.__apidoc__ = RouteDoc(summary=summary, responses=responses, **details)
+        return view
+    return attach
+
+
+INT = {"type": "integer"}
+STR = {"type": "string"}
+ORDERING = Param("ordering", STR, "Field to order by; prefix with `-` for descending; comma-separated.")
+PAGE = Param("page", {"anyOf": [{"type": "integer", "minimum": 1}, {"const": "last"}]},
+             "Page number (10 per page) or `last`; switches the answer to a paginated envelope.")
