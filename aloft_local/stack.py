@@ -73,17 +73,11 @@ class LocalStack:
         config.reset()
 
     def _seed_admin(self) -> None:
-        from chalicelib.auth import hash_password
-        from chalicelib.models import utcnow
-        from chalicelib.store import users
+        from .admin import seed_superuser
 
         username = os.environ.get("ALOFT_ADMIN_USERNAME") or "admin"
         password = os.environ.get("ALOFT_ADMIN_PASSWORD") or "admin"
-        created = users.ensure({
-            "username": username, "email": "", "first_name": "", "last_name": "",
-            "is_superuser": True, "is_active": True, "date_joined": utcnow(),
-            "password": hash_password(password)})
-        self.admin = (username, password, created)
+        self.admin = (username, password, seed_superuser(username, password))
 
     def start(self) -> "LocalStack":
         self._start_storage()
