@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from .config import settings
 from .models import NodeOut, utcnow
-from .nodeodm import NodeClient, NodeError
 from .store import nodes as node_store
+
+if TYPE_CHECKING:
+    from .nodeodm import NodeClient
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ def display_name(node: dict) -> str:
 
 
 def client_for(node: dict, timeout: float = 30.0) -> NodeClient:
+    from .nodeodm import NodeClient  # requests loads on first use, not at cold start
+
     return NodeClient(node["hostname"], int(node["port"]), token=node.get("token") or "",
                       timeout=timeout)
 
@@ -60,6 +65,8 @@ def refresh(node: dict, timeout: float = REFRESH_TIMEOUT) -> dict:
     On any NodeError nothing is stored and the node comes back unchanged. The write is
     skipped if the node was deleted, or its address or token edited, in the meantime.
     """
+    from .nodeodm import NodeError
+
     client = client_for(node, timeout)
     try:
         info = client.info()

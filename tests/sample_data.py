@@ -82,7 +82,9 @@ def build_all_zip(scale: float = 1.0, top_folder: str = "",
     with zipfile.ZipFile(buf, "w", compression=compression, compresslevel=1
                          if compression == zipfile.ZIP_DEFLATED else None) as zf:
         for name, content in sample_files(scale, top_folder, omit_prefixes).items():
-            zf.writestr(name, content)
+            # A fixed timestamp: two builds of the same zip are byte-identical.
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), content,
+                        compress_type=compression)
     return buf.getvalue()
 
 

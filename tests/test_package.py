@@ -63,3 +63,67 @@ def test_zip_holds_the_app_and_nothing_local(packaged):
     assert "app.py" in names and "chalicelib/store/dynamo.py" in names
     assert "pydantic/__init__.py" in names and "jwt/__init__.py" in names
     assert not any(n.startswith(("tests/", "aloft_local/", "benchmarks/", "infra/")) for n in names)
+
+
+def test_cfn_lint_passes(packaged):
+    """cfn-lint (it expands the SAM transform itself) reports nothing, informational notes included."""
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    done = subprocess.run([str(cfn_lint), "--regions", "us-east-1", "--include-checks", "I", "--",
+                           str(packaged / "sam.json")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_poller_runs_every_minute_with_the_data_policy(packaged):
+    resources = json.loads((packaged / "sam.json").read_text())["Resources"]
+    poller = resources["Poller"]
+    assert poller["Type"] == "AWS::Serverless::Function"
+    assert poller["Properties"]["Handler"] == "app.poller"
+    assert poller["Properties"]["Role"] == {"Fn::GetAtt": ["PollerRole", "Arn"]}
+    events = poller["Properties"]["Events"].values()
+    assert [e["Properties"]["Schedule"] for e in events if e["Type"] == "Schedule"] == ["rate(1 minute)"]
+    role = resources["PollerRole"]["Properties"]
+    assert role["ManagedPolicyArns"] == [{"Ref": "AloftDataAccessPolicy"}]
+    inline = role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert [a for s in inline for a in s["Action"]] == [
+        "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+
+
+def test_bucket_is_private_encrypted_and_tls_only(packaged):
+    resources = json.loads((packaged / "sam.json").read_text())["Resources"]
+    bucket = resources["DataBucket"]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True}
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert "AccessControl" not in bucket and "WebsiteConfiguration" not in bucket
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    policy = resources["DataBucketTlsOnlyPolicy"]
+    assert policy["Type"] == "AWS::S3::BucketPolicy"
+    assert policy["Properties"]["Bucket"] == {"Ref": "DataBucket"}
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert {"Fn::Sub": "${DataBucket.Arn}/*"} in statement["Resource"]
+    # nothing in the template grants anyone else access to the bucket
+    assert not [name for name, r in resources.items()
+                if r["Type"] == "AWS::S3::BucketPolicy" and name != "DataBucketTlsOnlyPolicy"]
+
+
+def test_data_outlives_the_stack_and_names_are_outputs(packaged):
+    template = json.loads((packaged / "sam.json").read_text())
+    resources = template["Resources"]
+    stateful = [name for name, r in resources.items()
+                if r["Type"] in ("AWS::DynamoDB::Table", "AWS::S3::Bucket")]
+    assert len(stateful) == 7
+    for name in stateful:
+        assert resources[name]["DeletionPolicy"] == resources[name]["UpdateReplacePolicy"] == "Retain"
+    outputs = template["Outputs"]
+    assert outputs["UsersTableName"]["Value"] == {"Ref": "UsersTable"}
+    assert outputs["CountersTableName"]["Value"] == {"Ref": "CountersTable"}
+    assert outputs["JwtSecretArn"]["Value"] == {"Ref": "JwtSecret"}
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]  # both functions
+    assert variables["ALOFT_JWT_SECRET_ARN"] == {"Ref": "JwtSecret"}
+    assert "EndpointURL" in outputs

@@ -7,16 +7,20 @@ come back as int when integral, float otherwise (never Decimal).
 """
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any, Iterable, Iterator
-
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from .. import aws
 from ..config import settings
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+
+@functools.lru_cache(maxsize=None)
+def _codec():
+    """boto3's (serializer, deserializer), built on first use: importing boto3 costs cold start."""
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
 
 
 class ConditionFailed(Exception):
@@ -48,15 +52,17 @@ def _from_dynamo_value(value: Any) -> Any:
 
 
 def serialize(item: dict) -> dict:
-    return {k: _serializer.serialize(_to_dynamo_value(v)) for k, v in item.items()}
+    serializer = _codec()[0]
+    return {k: serializer.serialize(_to_dynamo_value(v)) for k, v in item.items()}
 
 
 def serialize_value(value: Any) -> dict:
-    return _serializer.serialize(_to_dynamo_value(value))
+    return _codec()[0].serialize(_to_dynamo_value(value))
 
 
 def deserialize(item: dict) -> dict:
-    return {k: _from_dynamo_value(_deserializer.deserialize(v)) for k, v in item.items()}
+    deserializer = _codec()[1]
+    return {k: _from_dynamo_value(deserializer.deserialize(v)) for k, v in item.items()}
 
 
 class Expr:
