@@ -369,7 +369,8 @@ def _options_json(options: Any) -> str:
 class NodeClient:
     """Talks to one NodeODM node. Cheap to create; safe to share between threads."""
 
-    def __init__(self, hostname: str, port: int, token: str = "", timeout: float = 30.0):
+    def __init__(self, hostname: str, port: int, token: str = "",
+                 timeout: float | tuple[float, float] = 30.0):
         self.hostname = hostname
         self.port = int(port)
         self.token = token or ""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFRESH_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 2.0
 # The node's own address and credentials: a refresh's result only applies while these hold.
 ADDRESS_FIELDS = ("hostname", "port", "token")
 
@@ -55,8 +56,9 @@ def display_name(node: dict) -> str:
 def client_for(node: dict, timeout: float = 30.0) -> NodeClient:
     from .nodeodm import NodeClient  # requests loads on first use, not at cold start
 
+    # A node that does not answer at all costs only the connect timeout (idle Lambda time).
     return NodeClient(node["hostname"], int(node["port"]), token=node.get("token") or "",
-                      timeout=timeout)
+                      timeout=(min(CONNECT_TIMEOUT, timeout), timeout))
 
 
 def refresh(node: dict, timeout: float = REFRESH_TIMEOUT) -> dict:
