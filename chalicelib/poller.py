@@ -145,6 +145,7 @@ class Step:
         self.task = task
         self.renewer = renewer
         self.released = False
+        self.submitting = False
 
     # -- writing -------------------------------------------------------------------------
     def save(self, changes: dict, extra_ops: tuple = (), release: bool = True) -> dict:
@@ -166,6 +167,10 @@ class Step:
                     raise LeaseLost() from None
                 if extra_ops or ("pending_action" in changes and
                                  fresh.get("pending_action") != self.task.get("pending_action")):
+                    raise LeaseLost() from None
+                if self.submitting and "uuid" not in changes and fresh.get("pending_action") is not None:
+                    # Cancel, remove or restart arrived mid-upload: stop now (the node's uuid is
+                    # saved; an uncommitted upload is discarded by the node) and let it run next.
                     raise LeaseLost() from None
                 self.task = fresh
         raise LeaseLost()
@@ -227,6 +232,7 @@ class Step:
     # -- submission ----------------------------------------------------------------------
     def submit(self) -> None:
         """init → uploads → commit, resumable; never two node tasks for one Aloft task."""
+        self.submitting = True
         client = self.client()
         node_uuid = self.task.get("uuid")
         resume_from = self.task.get("upload_resume_from")
@@ -234,6 +240,7 @@ class Step:
             try:
                 client.task_info(node_uuid)
                 # The node knows it: an earlier run committed but died before saying so.
+                self.submitting = False
                 return self.save({"node_committed": True, "upload_progress": 1.0, "upload_resume_from": None})
             except NodeResponseError:
                 pass  # not committed on the node
@@ -254,6 +261,7 @@ class Step:
             client.commit(node_uuid)
         except NodeError as exc:
             return self._submit_error(exc)
+        self.submitting = False  # committed: this must be recorded whatever the user asked meanwhile
         self.save({"node_committed": True, "upload_progress": 1.0, "upload_resume_from": None})
 
     def _upload(self, client, node_uuid: str, images: list, start: int) -> None:

@@ -289,3 +289,22 @@ def test_an_idle_cycle_touches_nothing(api, alice, fake_node, setup):
     poll_until(api, alice, project, task, finished)
     stats = api.poll()
     assert stats["active"] == 0 and stats.get("advanced", 0) == 0
+
+
+def test_cancel_during_a_slow_upload_stops_it(api, alice, fake_node, setup):
+    """A cancel that arrives mid-upload stops the upload; nothing runs on the node."""
+    _, project = setup
+    task = new_task(api, alice, project, count=6)
+    fake_node.latency = 0.5
+    worker = threading.Thread(target=api.poll)
+    worker.start()
+    deadline = time.time() + 20
+    while fake_node.calls["upload"] < 1 and time.time() < deadline:
+        time.sleep(0.02)
+    assert api.post(task_url(project, task, "cancel/"), token=alice["token"]).status == 200
+    worker.join()
+    fake_node.latency = 0.0
+    api.poll()
+    current = api.get(task_url(project, task), token=alice["token"]).json
+    assert current["status"] == 50 and current["pending_action"] is None
+    assert fake_node.calls["commit"] == 0 and fake_node.calls["upload"] < 6
