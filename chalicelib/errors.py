@@ -56,6 +56,7 @@ _DRF_MESSAGES = {
     "float_type": "A valid number is required.",
     "finite_number": "A valid number is required.",
     "string_type": "Not a valid string.",
+    "string_unicode": "Invalid unicode (lone surrogate).",
     "uuid_parsing": "Must be a valid UUID.",
     "uuid_type": "Must be a valid UUID.",
     "list_type": "Expected a list of items.",

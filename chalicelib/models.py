@@ -8,12 +8,13 @@ keys, as DRF serializers do.
 from __future__ import annotations
 
 import json
+import math
 import uuid as uuid_lib
 from datetime import datetime, timezone
 from enum import IntEnum
 from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 
 class StatusCode(IntEnum):
@@ -47,7 +48,7 @@ def _tags(value: Any) -> Any:
         if text.startswith("["):
             try:
                 value = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise ValueError("Invalid tags") from None
         else:
             return text.split()
@@ -67,8 +68,34 @@ Tags = Annotated[list[Annotated[str, StringConstraints(max_length=255)]], Before
                  Field(max_length=100)]
 
 
+def _check_text(value: Any) -> None:
+    """Every string must be storable text: JSON's \\u escapes (also inside form fields that
+    carry JSON, such as `options`) can spell lone surrogates, which DynamoDB cannot hold."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("Invalid unicode (lone surrogate).") from None
+        elif isinstance(item, BaseModel):
+            stack.extend(item.__dict__.values())
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+            stack.extend(item)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+
+
 class Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        _check_text(value)
+        return value
 
 
 # ---------------------------------------------------------------- users
@@ -133,24 +160,63 @@ class ProjectOut(BaseModel):
 
 # ---------------------------------------------------------------- tasks
 
+MAX_OPTIONS = 500
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _options(value: Any) -> Any:
     """Options arrive as a list, or as a JSON string in multipart/form bodies."""
     if value is None or value == "" or value == {}:
         return []
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except ValueError:
+            value = json.loads(value, parse_constant=_not_json)
+        except (ValueError, RecursionError):
             raise ValueError("Invalid options") from None
     if not isinstance(value, list):
         raise ValueError("Invalid options")
+    if len(value) > MAX_OPTIONS:  # before the size check, so the message says why
+        raise ValueError(f"Ensure this field has no more than {MAX_OPTIONS} elements.")
     return value
 
 
-class TaskOption(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
-    value: Any = None
+MAX_VALUE_DEPTH = 24  # DynamoDB nests at most 32 levels, the task row and its options take some
+
+
+def storable(value: Any) -> Any:
+    """Free-form JSON (option values, `crop`, `potree_scene`) as DynamoDB can hold it:
+    finite numbers of at most 38 digits between 1e-130 and 1e126, no empty object keys,
+    at most MAX_VALUE_DEPTH levels. Anything else would fail (or poison the task row)
+    when written, so it is a 400 here."""
+    from decimal import Decimal, DecimalException
+
+    from boto3.dynamodb.types import DYNAMODB_CONTEXT
+
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, bool) or item is None or isinstance(item, str):
+            continue
+        if level > MAX_VALUE_DEPTH:
+            raise ValueError(f"Nested too deeply (more than {MAX_VALUE_DEPTH} levels)")
+        if isinstance(item, (int, float)):
+            try:
+                if isinstance(item, float) and not math.isfinite(item):
+                    raise ValueError(item)
+                DYNAMODB_CONTEXT.create_decimal(Decimal(repr(item)) if isinstance(item, float) else item)
+            except (DecimalException, ValueError, OverflowError):
+                raise ValueError("Numbers must be finite, with at most 38 digits, "
+                                 "between 1e-130 and 1e126 in size") from None
+        elif isinstance(item, dict):
+            if any(not isinstance(k, str) or k == "" for k in item):
+                raise ValueError("Object keys may not be empty")
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, level + 1) for v in item)
+    return value
 
 
 def _json_size_limited(limit: int):
@@ -161,8 +227,17 @@ def _json_size_limited(limit: int):
     return check
 
 
-Options = Annotated[list[TaskOption], BeforeValidator(_options), Field(max_length=500)]
-JsonObject = Annotated[dict, BeforeValidator(_json_size_limited(100_000))]
+class TaskOption(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    value: Annotated[Any, BeforeValidator(storable)] = None
+
+
+# Bounded so that a task with the largest options, crop, potree_scene and tags still fits
+# in one 400 KB DynamoDB item. (Pydantic runs before-validators last to first.)
+Options = Annotated[list[TaskOption], BeforeValidator(_json_size_limited(64_000)),
+                    BeforeValidator(_options), Field(max_length=MAX_OPTIONS)]
+JsonObject = Annotated[dict, BeforeValidator(storable), BeforeValidator(_json_size_limited(100_000))]
 
 
 class TaskWrite(Request):

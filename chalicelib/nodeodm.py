@@ -403,8 +403,9 @@ class NodeClient:
                 stream=stream, allow_redirects=(method == "GET"), **kwargs)
         except requests.exceptions.ContentDecodingError as exc:
             raise NodeServerError(_redact(str(exc))) from None
-        except requests.RequestException as exc:
-            # ConnectionError, Timeout, ChunkedEncodingError, and URL errors (bad hostname).
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            # ConnectionError, Timeout, ChunkedEncodingError, and URL errors (bad hostname;
+            # urllib3's LocationParseError for a label over 63 characters escapes requests).
             raise NodeConnectionError(_redact(str(exc)) or type(exc).__name__) from None
 
     @staticmethod

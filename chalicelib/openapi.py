@@ -122,9 +122,10 @@ def _operation(path: str, method: str, meta: apidoc.RouteDoc, view_name: str) ->
         responses.setdefault("400", _response(400, apidoc.INVALID))
     if meta.auth == "required":
         responses.setdefault("403", _response(403, Detail))
-    if _path_params(path):
+    if _path_params(path) or apidoc.PAGE in meta.query:  # a page past the end: 404 "Invalid page."
         responses.setdefault("404", _response(404, Detail))
     if meta.body is not None or meta.files:
+        responses.setdefault("413", _response(413, Detail))  # a JSON or form body over 4 MiB
         responses.setdefault("415", _response(415, Detail))
     operation: dict = {"operationId": view_name, "summary": meta.summary, "parameters": params,
                        "responses": responses, "tags": list(meta.tags)}

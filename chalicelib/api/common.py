@@ -17,6 +17,12 @@ from ..errors import ApiError, bad_request, not_found
 
 BODY_CONTENT_TYPES = ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"]
 MAX_JSON_DEPTH = 32
+MAX_ID = 2**53  # ids are counters; a larger number is no id (and no valid DynamoDB key lookup)
+# JSON and form bodies carry fields, never files: 4 MiB is far above any valid one
+# (1,000 presigned uploads with long names are about 1 MB), so more is refused before parsing.
+MAX_FIELDS_BODY_BYTES = 4 * 1024 * 1024
+TOO_LARGE = {"detail": "Request body too large."}
+INVALID_UNICODE = "JSON parse error - invalid unicode (lone surrogate)"
 _MULTIPART_LIMITS = {"MAX_FIELDS": 10_000, "MAX_FIELD_SIZE": 1024 * 1024,
                      "MAX_MEMORY_FILE_SIZE": 8 * 1024 * 1024}
 
@@ -38,7 +44,8 @@ class Body:
 
 
 def _depth(value: Any, limit: int) -> int:
-    """Nesting depth, stopping early once it passes `limit`."""
+    """Nesting depth, stopping early once it passes `limit`; strings (keys too) must be
+    encodable as UTF-8: JSON's \\u escapes can spell lone surrogates, which no store takes."""
     stack = [(value, 1)]
     deepest = 0
     while stack:
@@ -48,9 +55,20 @@ def _depth(value: Any, limit: int) -> int:
             return deepest
         if isinstance(item, dict):
             stack.extend((v, level + 1) for v in item.values())
+            stack.extend((k, level) for k in item)
         elif isinstance(item, list):
             stack.extend((v, level + 1) for v in item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ApiError(400, {"detail": INVALID_UNICODE}) from None
     return deepest
+
+
+def _reject_constant(name: str) -> Any:
+    # DRF's JSONParser: NaN and Infinity are not JSON.
+    raise ValueError("Out of range float values are not JSON compliant")
 
 
 def _content_type(request) -> tuple[str, str]:
@@ -63,9 +81,12 @@ def parse_body(request) -> Body:
     raw = request.raw_body or b""
     if not raw.strip():
         return Body(is_json=kind == "application/json")
+    if kind in ("", "application/json", "application/x-www-form-urlencoded") \
+            and len(raw) > MAX_FIELDS_BODY_BYTES:
+        raise ApiError(413, TOO_LARGE)
     if kind in ("", "application/json"):
         try:
-            data = json.loads(raw)
+            data = json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ApiError(400, {"detail": f"JSON parse error - {str(exc)[:200]}"}) from None
         if not isinstance(data, dict):
@@ -149,7 +170,7 @@ def int_id(value: str) -> int:
         number = int(value)
     except (TypeError, ValueError):
         raise not_found() from None
-    if number < 1 or number > 2**53:
+    if number < 1 or number > MAX_ID:
         raise not_found()
     return number
 
@@ -185,5 +206,5 @@ def absolute_url(request, query: dict[str, Any]) -> str:
 
 
 __all__ = ["Body", "UploadedFile", "parse_body", "query_params", "current_user", "optional_user",
-           "int_id", "parse_bool", "respond", "no_content", "absolute_url", "bad_request",
+           "int_id", "MAX_ID", "parse_bool", "respond", "no_content", "absolute_url", "bad_request",
            "BODY_CONTENT_TYPES"]

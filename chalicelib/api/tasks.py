@@ -21,8 +21,8 @@ from ..removal import remove_task
 from ..store import nodes as node_store
 from ..store import output, projects, tasks
 from ..store.dynamo import ConditionFailed, transact
-from .common import (BODY_CONTENT_TYPES, Body, current_user, int_id, optional_user, parse_body,
-                     query_params, respond)
+from .common import (BODY_CONTENT_TYPES, MAX_ID, Body, current_user, int_id, optional_user,
+                     parse_body, query_params, respond)
 from .listing import order
 
 bp = Blueprint(__name__)
@@ -110,8 +110,21 @@ def _one(task: dict) -> dict:
 
 
 def _check_node(node_id) -> None:
-    if node_id is not None and node_store.get(node_id) is None:
+    if node_id is None:
+        return
+    if not 1 <= node_id <= MAX_ID or node_store.get(node_id) is None:  # no key lookup past 2**53
         raise field_error("processing_node", f'Invalid pk "{node_id}" - object does not exist.')
+
+
+def _project_ref(value) -> dict | None:
+    """The project a `project` field names (an integer id, or its text), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    try:
+        project_id = int(value)
+    except ValueError:
+        return None
+    return projects.get(project_id) if 1 <= project_id <= MAX_ID else None
 
 
 def _writable_fields(body: Body) -> dict:
@@ -216,10 +229,7 @@ def update_task(project_id, task_id):
         raise field_error("processing_node", "This field is required.")
     target = project
     if "project" in body.fields:
-        try:
-            target = projects.get(int(body.fields["project"]))
-        except (TypeError, ValueError):
-            target = None
+        target = _project_ref(body.fields["project"])
         if target is None or not permissions.can_change(user, target):
             raise forbidden()
     if "processing_node" in fields:
