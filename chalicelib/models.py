@@ -63,9 +63,11 @@ def _tags(value: Any) -> Any:
 
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-Text = Annotated[str, StringConstraints(max_length=65_536)]
-Tags = Annotated[list[Annotated[str, StringConstraints(max_length=255)]], BeforeValidator(_tags),
-                 Field(max_length=100)]
+# Bounded so that a project row (which also holds its task ids) stays far below DynamoDB's
+# 400 KB item limit: at most ~86 KB of text leaves room for about 8,000 task ids.
+Text = Annotated[str, StringConstraints(max_length=16_384)]
+Tags = Annotated[list[Annotated[str, StringConstraints(max_length=100)]], BeforeValidator(_tags),
+                 Field(max_length=50)]
 
 
 def _check_text(value: Any) -> None:

@@ -219,10 +219,10 @@ def test_options_over_64_kb(api, world, unchanged):
 
 
 def test_the_largest_valid_task_fits_one_dynamodb_item(api, world):
-    """500 options, 100 KB crop and potree_scene, 100 tags of 255 four-byte characters."""
+    """500 options, 100 KB crop and potree_scene, 50 tags of 100 four-byte characters."""
     options = [{"name": f"o{i:03d}", "value": "v" * 90} for i in range(500)]
     blob = {f"k{i}": "x" * 90 for i in range(900)}
-    tags = ["\U0001F600" * 255 for _ in range(100)]
+    tags = ["\U0001F600" * 100 for _ in range(50)]
     reply = api.patch(world.a, token=world.alice["token"],
                       json={"options": options, "crop": blob, "potree_scene": blob, "tags": tags})
     assert reply.status == 200, reply.json
@@ -637,13 +637,20 @@ def test_enormous_dropzone_numbers_are_400(api, world, unchanged):
         assert (reply.status, reply.json) == (400, ["Invalid chunk index, count or offset"]), fields
 
 
-def test_the_largest_valid_project_fits_one_dynamodb_item(api, world):
-    """A 65,536-character description of four-byte characters and 100 tags of 255."""
-    body = {"name": "\U0001F600" * 255, "description": "\U0001F600" * 65_536,
-            "tags": ["\U0001F6E9" * 255 for _ in range(100)]}
+def test_the_largest_valid_project_leaves_room_for_thousands_of_tasks(api, world):
+    """A 16,384-character description of four-byte characters and 50 tags of 100: the row
+    stays under 100 KB, leaving DynamoDB's 400 KB for about 8,000 task ids (36 B + overhead)."""
+    from chalicelib.store import projects as project_store
+
+    body = {"name": "\U0001F600" * 255, "description": "\U0001F600" * 16_384,
+            "tags": ["\U0001F6E9" * 100 for _ in range(50)]}
     reply = api.post("/api/projects/", token=world.alice["token"], json=body)
     assert reply.status == 201, reply.json
     read = api.get(f"/api/projects/{reply.json['id']}/", token=world.alice["token"]).json
     assert {k: read[k] for k in body} == body
+    stored = project_store.get(read["id"])
+    assert len(json.dumps(stored, default=list, ensure_ascii=False).encode()) < 100_000
+    for too_big in ({"description": "x" * 16_385}, {"tags": ["t"] * 51}, {"tags": ["x" * 101]}):
+        assert api.post("/api/projects/", token=world.alice["token"], json={"name": "n", **too_big}).status == 400
     task = api.post(f"/api/projects/{read['id']}/tasks/", token=world.alice["token"], json={"partial": True})
     assert task.status == 201
