@@ -43,7 +43,8 @@ DOWNLOADING_PROGRESS = 0.9
 
 
 class LeaseLost(Exception):
-    """Another poller (or a user's removal) owns the task now: stop this step."""
+    """Stop this step without writing: another poller owns the task now, it is gone, or
+    the user asked for something that must run first."""
 
 
 @dataclass
@@ -106,8 +107,7 @@ def _advance_safely(cycle: Cycle, task: dict) -> None:
         step.run()
         cycle.count("advanced")
     except LeaseLost:
-        step.released = True
-        cycle.count("lost")
+        cycle.count("lost")  # the release below is conditional: harmless if no longer ours
     except Exception:  # one task's surprise must not stop the others; it is retried next cycle
         log.exception("Advancing task %s failed", task.get("id"))
         cycle.count("errors")

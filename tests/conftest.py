@@ -76,11 +76,16 @@ class Api:
         return Reply(response.status_code, dict(response.headers), response.body)
 
     def poll(self) -> dict:
-        """One run of the scheduled `poller` function, invoked as Lambda would."""
+        """One run of the scheduled `poller` function, invoked as Lambda would (with the
+        60 s budget of a real invocation: the test client's own context allows only 3 s)."""
+        from chalice.local import LambdaContext
+
+        from app import app
+
         event = self._client.events.generate_cw_event(
             source="aws.events", detail_type="Scheduled Event", detail={},
             resources=["arn:aws:events:us-east-1:000000000000:rule/poller"])
-        return self._client.lambda_.invoke("poller", event).payload
+        return app.handler_map["poller"](event, LambdaContext("poller", 1769, max_runtime_ms=60_000))
 
     def get(self, path, **kw): return self.request("GET", path, **kw)
     def post(self, path, **kw): return self.request("POST", path, **kw)

@@ -293,14 +293,17 @@ def test_an_idle_cycle_touches_nothing(api, alice, fake_node, setup):
 
 def test_cancel_during_a_slow_upload_stops_it(api, alice, fake_node, setup):
     """A cancel that arrives mid-upload stops the upload; nothing runs on the node."""
+    from aloft_local.scheduler import run_poller_once
+
     _, project = setup
     task = new_task(api, alice, project, count=6)
     fake_node.latency = 0.5
-    worker = threading.Thread(target=api.poll)
+    worker = threading.Thread(target=run_poller_once, kwargs={"timeout_seconds": 60})
     worker.start()
     deadline = time.time() + 20
     while fake_node.calls["upload"] < 1 and time.time() < deadline:
         time.sleep(0.02)
+    assert fake_node.calls["init"] == 1 and fake_node.calls["upload"] >= 1  # mid-upload now
     assert api.post(task_url(project, task, "cancel/"), token=alice["token"]).status == 200
     worker.join()
     fake_node.latency = 0.0
