@@ -11,7 +11,8 @@ import threading
 def main() -> int:
     logging.basicConfig(level=os.environ.get("ALOFT_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    for noisy in ("werkzeug", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     from .stack import LocalStack
 
     stack = LocalStack(port=int(os.environ.get("PORT") or 8000),
