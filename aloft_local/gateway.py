@@ -17,6 +17,8 @@ import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from chalice.local import LambdaContext
+
 log = logging.getLogger("aloft.gateway")
 STAGE = "v1"
 MAX_BODY_BYTES = 512 * 1024 * 1024
@@ -54,23 +56,6 @@ class RouteTable:
             if found:
                 return template, {k: urllib.parse.unquote(v) for k, v in found.groupdict().items()}
         return None, None
-
-
-class _Context:
-    """The parts of Lambda's context object that handlers use."""
-
-    def __init__(self, timeout_seconds: float = 29.0):
-        import time
-
-        self._deadline = time.monotonic() + timeout_seconds
-        self.function_name = "api_handler"
-        self.memory_limit_in_mb = 1024
-        self.aws_request_id = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        import time
-
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def make_handler(app):
@@ -156,7 +141,7 @@ def make_handler(app):
                 if body else None,
                 "isBase64Encoded": bool(body) and is_binary,
             }
-            result = self.server.app(event, _Context())
+            result = self.server.app(event, LambdaContext("api_handler", 1024, max_runtime_ms=29_000))
             payload = result.get("body") or ""
             raw = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode("utf-8")
             headers_out: list[tuple[str, str]] = list((result.get("headers") or {}).items())

@@ -7,21 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from datetime import datetime, timezone
-
-
-class _Context:
-    """The Lambda context parts the poller uses: its deadline."""
-
-    def __init__(self, timeout_seconds: float):
-        self._deadline = time.monotonic() + timeout_seconds
-        self.function_name = "poller"
-        self.aws_request_id = "local"
-        self.memory_limit_in_mb = 1769
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def scheduled_event() -> dict:
@@ -33,9 +19,11 @@ def scheduled_event() -> dict:
 
 def run_poller_once(timeout_seconds: float = 120.0):
     """Invoke app.py's scheduled `poller` with a real CloudWatch event and a deadline."""
+    from chalice.local import LambdaContext
+
     from app import poller
 
-    return poller(scheduled_event(), _Context(timeout_seconds))
+    return poller(scheduled_event(), LambdaContext("poller", 1769, max_runtime_ms=int(timeout_seconds * 1000)))
 
 
 def main() -> None:

@@ -39,10 +39,6 @@ class Settings:
     poll_workers: int
     lease_seconds: int
 
-    @property
-    def is_local(self) -> bool:
-        return self.stage == LOCAL_STAGE
-
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name, "")

@@ -102,7 +102,7 @@ def _advance_safely(cycle: Cycle, task: dict) -> None:
         cycle.count("busy")
         return
     renewer = _LeaseRenewer(leased, cycle.owner)
-    step = Step(cycle, leased, renewer)
+    step = Step(cycle, leased)
     try:
         step.run()
         cycle.count("advanced")
@@ -140,10 +140,9 @@ class _LeaseRenewer:
 # ---------------------------------------------------------------------------- one step
 
 class Step:
-    def __init__(self, cycle: Cycle, task: dict, renewer: _LeaseRenewer):
+    def __init__(self, cycle: Cycle, task: dict):
         self.cycle = cycle
         self.task = task
-        self.renewer = renewer
         self.released = False
         self.submitting = False
 

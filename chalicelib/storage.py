@@ -62,6 +62,15 @@ def _numbered(name: str, n: int) -> str:
     return f"{stem}_{n}{ext}"
 
 
+def _free_name(base: str, taken) -> str:
+    """`base`, or `base_1`, `base_2`... : the first one not in `taken`."""
+    name, n = base, 0
+    while name in taken:
+        n += 1
+        name = _numbered(base, n)
+    return name
+
+
 @dataclass
 class StoredObject:
     name: str
@@ -132,11 +141,7 @@ def reserve_upload_names(task_id: str, names: list[str]) -> list[str]:
     taken = {o.name for o in list_images(task_id)}
     chosen = []
     for raw in names:
-        base = safe_filename(raw)
-        name, n = base, 0
-        while name in taken:
-            n += 1
-            name = _numbered(base, n)
+        name = _free_name(safe_filename(raw), taken)
         taken.add(name)
         chosen.append(name)
     return chosen
@@ -197,10 +202,6 @@ def delete_task_objects(task_id: str) -> None:
     delete_prefix(f"chunks/{task_id}/")
 
 
-def total_size(task_id: str) -> int:
-    return sum(o["Size"] for o in _list(task_prefix(task_id)))
-
-
 # ------------------------------------------------------------------ Dropzone chunks
 
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
@@ -238,11 +239,7 @@ def assemble_chunks(task_id: str, upload_id: str, total_chunks: int, filename: s
         expected += part["Size"]
     if len(parts) != total_chunks:
         raise IncompleteUpload(f"Expected {total_chunks} chunks, received {len(parts)}")
-    base = safe_filename(filename)
-    name, n = base, 0
-    while name in existing:
-        n += 1
-        name = _numbered(base, n)
+    name = _free_name(safe_filename(filename), existing)
     client = aws.s3()
     with S3MultipartWriter(client, _bucket(), image_key(task_id, name)) as writer:
         for part in parts:

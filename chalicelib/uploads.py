@@ -15,14 +15,15 @@ DROPZONE_FIELDS = ("dzuuid", "dzchunkindex", "dztotalchunkcount")
 MAX_CHUNKS = 100_000
 
 
-def store_files(task_id: str, files: list[UploadedFile]) -> dict[str, int]:
-    """Store uploaded files as images; returns {stored name: bytes}."""
+def store_files(task_id: str, files: list[UploadedFile]) -> tuple[dict[str, int], tuple[int, int]]:
+    """Store uploaded files as images; returns ({stored name: bytes}, (images, their bytes)),
+    the totals as this request saw S3 (another request may upload to the task meanwhile)."""
     existing = {o.name: o for o in storage.list_images(task_id)}
     uploaded: dict[str, int] = {}
     for item in files:
         name, _ = storage.store_image(task_id, item.filename, item.stream, item.size, existing)
         uploaded[name] = item.size
-    return uploaded
+    return uploaded, (len(existing), sum(o.size for o in existing.values()))
 
 
 def is_dropzone_chunk(body: Body) -> bool:

@@ -109,11 +109,14 @@ def _one(task: dict) -> dict:
     return task_out(task, _nodes_of([task]))
 
 
-def _check_node(node_id) -> None:
+def _check_node(node_id) -> dict[int, dict]:
+    """{id: node} for an existing node (none asked: {}), else a 400 on `processing_node`."""
     if node_id is None:
-        return
-    if not 1 <= node_id <= MAX_ID or node_store.get(node_id) is None:  # no key lookup past 2**53
+        return {}
+    node = node_store.get(node_id) if 1 <= node_id <= MAX_ID else None  # no key lookup past 2**53
+    if node is None:
         raise field_error("processing_node", f'Invalid pk "{node_id}" - object does not exist.')
+    return {node_id: node}
 
 
 def _project_ref(value) -> dict | None:
@@ -182,7 +185,7 @@ def create_task(project_id):
     if fields.get("processing_node") in ("", None):
         fields.pop("processing_node", None)
     data = validate(TaskWrite, fields)
-    _check_node(data.processing_node)
+    nodes = _check_node(data.processing_node)
     if not partial and len(body.files) < 2:
         raise bad_request("Cannot create task, you need at least 2 images")
     task = _new_task(project["id"], data, partial=True)  # hidden from the poller while uploading
@@ -194,15 +197,14 @@ def create_task(project_id):
     changes: dict = {} if partial else {"partial": False}
     if body.files:
         try:
-            uploads.store_files(task["id"], body.files)
+            _, (count, size) = uploads.store_files(task["id"], body.files)  # a new task: no one else uploads
         except Exception:
             remove_task(task)
             raise
-        count, size = uploads.image_stats(task["id"])
         changes.update(images_count=count, size_bytes=size)
     if changes:
         task = tasks.update(task, changes)
-    return respond(_one(task), status=201)
+    return respond(task_out(task, nodes), status=201)
 
 
 # ------------------------------------------------------------------ one task
@@ -281,7 +283,7 @@ def upload_images(project_id, task_id):
     if uploads.is_dropzone_chunk(body):
         uploaded = uploads.store_dropzone_chunk(task["id"], body)
     else:
-        uploaded = uploads.store_files(task["id"], body.files)
+        uploaded, _ = uploads.store_files(task["id"], body.files)
     if uploaded:
         count, size = uploads.image_stats(task["id"])
         tasks.mutate(project["id"], task["id"], lambda _: {"images_count": count, "size_bytes": size})

@@ -46,11 +46,6 @@ def reset_fields() -> dict:
             "output_tail_lines": 0, "output_tail_bytes": 0, "node_output_lines": 0}
 
 
-def display_count(task: dict) -> int:
-    c = counters(task)
-    return max(1, c["stored"] - c["blank_tail"])
-
-
 def select(count: int, line: int, limit: int) -> tuple[int, int]:
     """WebODM's slicing of `lines` by `line` and `limit` as a [start, end) range."""
     start = min(max(0, line), count)
