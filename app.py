@@ -14,11 +14,12 @@ from chalicelib.api import auth as auth_routes
 from chalicelib.api import nodes as node_routes
 from chalicelib.api import projects as project_routes
 from chalicelib.api import tasks as task_routes
+from chalicelib.api import uploads as upload_routes
 from chalicelib.api import users as user_routes
-from chalicelib.api.common import BODY_CONTENT_TYPES
-from chalicelib.apidoc import doc
+from chalicelib.api.common import BODY_CONTENT_TYPES, domain_error_body
+from chalicelib.apidoc import GATEWAY_ROUTES, doc
 from chalicelib.config import settings
-from chalicelib.errors import ApiError
+from chalicelib.errors import ApiError, DomainError
 
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
     settings()  # a deployed stage without its JWT secret fails at start, not on a request
@@ -28,7 +29,7 @@ app.log.setLevel(logging.INFO)
 app.api.binary_types.append("multipart/form-data")
 
 for blueprint in (auth_routes.bp, user_routes.bp, project_routes.bp, node_routes.bp,
-                  task_routes.bp):
+                  task_routes.bp, upload_routes.bp):
     app.register_blueprint(blueprint)
 
 _JSON = {"Content-Type": "application/json"}
@@ -53,11 +54,14 @@ def _drf_body(response: Response, method: str) -> Response:
 
 @app.middleware("http")
 def drf_errors(event, get_response):
-    """ApiError -> its DRF body; anything unexpected -> a logged 500 without traceback."""
+    """ApiError and domain errors -> DRF bodies; anything unexpected -> a logged 500."""
     try:
         response = get_response(event)
     except ApiError as error:
         return Response(body=error.body, status_code=error.status, headers={**_JSON, **error.headers})
+    except DomainError as error:
+        status, body = domain_error_body(error)
+        return Response(body=body, status_code=status, headers=_JSON)
     except Exception:  # noqa: BLE001 - the last line of defence
         app.log.exception("Unhandled error on %s %s", event.method, event.path)
         return Response(body={"detail": "Internal server error"}, status_code=500, headers=_JSON)
@@ -72,6 +76,14 @@ def poller(event):
     stats = run_cycle(event.context)
     app.log.info("poll cycle: %s", stats)
     return stats
+
+
+@app.lambda_function(name="upload_authorizer")
+def upload_authorizer(event, context):
+    """API Gateway's REQUEST authorizer of POST .../upload/ (chalicelib/upload_authorizer.py)."""
+    from chalicelib.upload_authorizer import authorize
+
+    return authorize(event)
 
 
 @app.route("/api", methods=["GET"], content_types=BODY_CONTENT_TYPES)
@@ -108,8 +120,12 @@ def _method_not_allowed_view(allowed: list[str]):
 
 # API Gateway answers a method a resource lacks with 403 "Missing Authentication Token";
 # routing every other method to a 405 view keeps WebODM's 405 in AWS as well as locally.
-for _path, _entries in list(app.routes.items()):
-    _missing = [m for m in _ALL_METHODS if m not in _entries]
-    if _missing and _path != "/{proxy+}":
+# Methods API Gateway serves itself (GATEWAY_ROUTES: `upload/`) are not Chalice routes.
+_served = {path: set(entries) for path, entries in app.routes.items() if path != "/{proxy+}"}
+for _path, _method, _, _ in GATEWAY_ROUTES:
+    _served.setdefault(_path, set()).add(_method)
+for _path, _methods in _served.items():
+    _missing = [m for m in _ALL_METHODS if m not in _methods]
+    if _missing:
         app.route(_path, methods=_missing, content_types=BODY_CONTENT_TYPES)(
-            _method_not_allowed_view(sorted(_entries)))
+            _method_not_allowed_view(sorted(_methods)))

@@ -83,9 +83,7 @@ class LocalStack:
         self._start_storage()
         self._configure_environment()
         self._seed_admin()
-        from app import app
-
-        self.gateway = LocalGateway(app, self.host, self.port)
+        self.gateway = LocalGateway("app:app", self.host, self.port)
         self.port = self.gateway.port
         self.gateway.start_in_thread()
         if self.poll_seconds > 0:
@@ -108,8 +106,7 @@ class LocalStack:
     def stop(self) -> None:
         self._stop.set()
         if self.gateway:
-            self.gateway.shutdown()
-            self.gateway.server_close()
+            self.gateway.close()
         if self._poller_thread:
             self._poller_thread.join(timeout=30)
         if self.moto:

@@ -39,6 +39,17 @@ class RouteDoc:
     path_types: dict[str, dict] = field(default_factory=dict)
 
 
+# Routes API Gateway serves itself through an AWS service integration (infra/resources.json):
+# no Chalice view runs them, so their documentation is registered here, beside the code
+# that deals with what they store.
+GATEWAY_ROUTES: list[tuple[str, str, str, RouteDoc]] = []
+
+
+def gateway_route(path: str, method: str, operation_id: str, summary: str, responses: dict[int, Any],
+                  **details) -> None:
+    GATEWAY_ROUTES.append((path, method, operation_id, RouteDoc(summary=summary, responses=responses, **details)))
+
+
 def doc(summary: str, responses: dict[int, Any], **details) -> Callable:
     """Attach OpenAPI metadata to a view function."""
     def attach(view: Callable) -> Callable:

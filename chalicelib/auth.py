@@ -15,7 +15,7 @@ import secrets
 import time
 
 from .config import settings
-from .errors import NOT_AUTHENTICATED, ApiError
+from .errors import AuthenticationFailed
 from .store import users
 
 _ALGORITHM = "pbkdf2_sha256"
@@ -70,10 +70,6 @@ def login(username: str, password: str) -> dict | None:
     return user
 
 
-def _fail(detail: str) -> ApiError:
-    return ApiError(403, {"detail": detail})
-
-
 def _user_from_token(token: str) -> dict:
     import jwt
 
@@ -81,17 +77,17 @@ def _user_from_token(token: str) -> dict:
         payload = jwt.decode(token, _signing_key(), algorithms=["HS256"],
                              options={"require": ["exp"]})
     except jwt.ExpiredSignatureError:
-        raise _fail("Signature has expired.") from None
+        raise AuthenticationFailed("Signature has expired.") from None
     except jwt.InvalidTokenError:
-        raise _fail("Error decoding signature.") from None
+        raise AuthenticationFailed("Error decoding signature.") from None
     username = payload.get("username")
     if not isinstance(username, str) or not username:
-        raise _fail("Invalid payload.")
+        raise AuthenticationFailed("Invalid payload.")
     user = users.get(username)
     if user is None or ("user_id" in payload and payload["user_id"] != user["id"]):
-        raise _fail("Invalid signature.")
+        raise AuthenticationFailed("Invalid signature.")
     if not user.get("is_active", True):
-        raise _fail("User account is disabled.")
+        raise AuthenticationFailed("User account is disabled.")
     return user
 
 
@@ -100,27 +96,27 @@ def _user_from_basic(credentials: str) -> dict:
         decoded = base64.b64decode(credentials, validate=True).decode()
         username, _, password = decoded.partition(":")
     except (ValueError, UnicodeDecodeError):
-        raise _fail("Invalid basic header. Credentials not correctly base64 encoded.") from None
+        raise AuthenticationFailed("Invalid basic header. Credentials not correctly base64 encoded.") from None
     user = login(username, password)
     if user is None:
-        raise _fail("Invalid username/password.")
+        raise AuthenticationFailed("Invalid username/password.")
     if not user.get("is_active", True):
-        raise _fail("User inactive or deleted.")
+        raise AuthenticationFailed("User inactive or deleted.")
     return user
 
 
 def authenticate(headers, query: dict | None) -> dict | None:
     """The calling user, None when the request carries no credentials at all.
 
-    Raises a 403 ApiError for credentials that are present but wrong.
+    Raises AuthenticationFailed for credentials that are present but wrong.
     """
     header = headers.get("authorization") or ""
     parts = header.split()
     if parts and parts[0].lower() in ("jwt", "bearer"):
         if len(parts) == 1:
-            raise _fail("Invalid Authorization header. No credentials provided.")
+            raise AuthenticationFailed("Invalid Authorization header. No credentials provided.")
         if len(parts) > 2:
-            raise _fail("Invalid Authorization header. Credentials string should not contain spaces.")
+            raise AuthenticationFailed("Invalid Authorization header. Credentials string should not contain spaces.")
         return _user_from_token(parts[1])
     if parts and parts[0].lower() == "basic" and len(parts) == 2:
         return _user_from_basic(parts[1])
@@ -133,5 +129,5 @@ def authenticate(headers, query: dict | None) -> dict | None:
 def require_user(headers, query: dict | None) -> dict:
     user = authenticate(headers, query)
     if user is None:
-        raise _fail(NOT_AUTHENTICATED)
+        raise AuthenticationFailed()
     return user

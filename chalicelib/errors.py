@@ -1,8 +1,12 @@
-"""DRF-shaped errors.
+"""Errors: the domain's own, and the API layer's DRF-shaped ones.
 
-Views raise `ApiError`; it subclasses ChaliceUnhandledError so it reaches the HTTP
-middleware in app.py, which renders `body` as JSON with `status`. Everything else
-unexpected becomes a logged 500 `{"detail": "Internal server error"}`.
+Below the API layer (auth, permissions, access, uploads, ingest) code raises
+`DomainError`s that say what went wrong, not which HTTP status it is; app.py's
+middleware turns them into DRF bodies (chalicelib/api/common.py `domain_error_body`),
+and the upload authorizer turns them into its own verdicts. Views may also raise
+`ApiError` (a status and a body). Both subclass ChaliceUnhandledError only so that
+Chalice hands them to the middleware instead of answering a 500 itself. Everything
+else unexpected becomes a logged 500 `{"detail": "Internal server error"}`.
 """
 from __future__ import annotations
 
@@ -13,6 +17,42 @@ from chalice import ChaliceUnhandledError
 NOT_FOUND = "Not found."
 NO_PERMISSION = "You do not have permission to perform this action."
 NOT_AUTHENTICATED = "Authentication credentials were not provided."
+
+
+class DomainError(ChaliceUnhandledError):
+    """What went wrong, in the domain's words (never an HTTP status)."""
+
+
+class NotFound(DomainError):
+    """The object does not exist, or the caller may not know it does."""
+
+    def __init__(self, detail: str = NOT_FOUND):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class PermissionDenied(DomainError):
+    """The caller may see the object but not do this to it."""
+
+    def __init__(self, detail: str = NO_PERMISSION):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class AuthenticationFailed(DomainError):
+    """Credentials are missing or wrong (WebODM answers these with 403, never 401)."""
+
+    def __init__(self, detail: str = NOT_AUTHENTICATED):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(DomainError):
+    """Input the domain refuses: a message (DRF's ValidationError("text")) or field errors."""
+
+    def __init__(self, body: str | dict[str, list[str]]):
+        super().__init__(str(body))
+        self.body = body
 
 
 class ApiError(ChaliceUnhandledError):

@@ -169,6 +169,8 @@ def build(app) -> dict:
             if meta is None:
                 raise MissingDoc(f"{method} {path} ({entry.view_name}) has no apidoc metadata")
             routes.append((path, method, meta, entry.view_name))
+    for path, method, operation_id, meta in apidoc.GATEWAY_ROUTES:  # served by API Gateway itself
+        routes.append((path, method, meta, operation_id.removesuffix(f"_{method.lower()}")))
     models = _models([(p, m, d) for p, m, d, _ in routes])
     _, schemas = models_json_schema([(m, "serialization" if m.__name__.endswith("Out") else "validation")
                                      for m in models], ref_template=_REF)
@@ -178,9 +180,7 @@ def build(app) -> dict:
         paths.setdefault(_doc_path(path), {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",
-        "info": {"title": TITLE, "version": VERSION,
-                 "description": "WebODM-compatible REST API. Authenticate with `POST /api/token-auth/` "
-                                "and send `Authorization: JWT <token>` (or `?jwt=<token>`)."},
+        "info": {"title": TITLE, "version": VERSION, "description": _description()},
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
@@ -193,6 +193,26 @@ def build(app) -> dict:
         },
         "security": [{"jwtHeader": []}, {"jwtQuery": []}],
     }
+
+
+def _description() -> str:
+    from . import limits
+
+    return (
+        "WebODM-compatible REST API. Authenticate with `POST /api/token-auth/` and send "
+        "`Authorization: JWT <token>` (or `?jwt=<token>`).\n\n"
+        "Limits on AWS (API Gateway REST API + Lambda), enforced by the local stack too: a request body "
+        f"of at most {limits.API_GATEWAY_MAX_BODY_BYTES:,} bytes (else 413, text body "
+        f"`HTTP content length exceeded {limits.API_GATEWAY_MAX_BODY_BYTES} bytes.`); for routes run by "
+        f"Lambda, a proxy event of at most {limits.LAMBDA_MAX_EVENT_BYTES:,} bytes as JSON, with a binary "
+        "body (multipart included) base64-encoded in it, so about 4.7 MB of files (else 413 "
+        f"`{{\"message\": \"Request Too Long\"}}`); a response of at most {limits.LAMBDA_MAX_RESPONSE_BYTES:,} "
+        "bytes (else 502 `{\"message\": \"Internal server error\"}`: lists and console output are bounded "
+        f"so they never reach it); {limits.API_TIMEOUT_SECONDS} s per request (else 504 "
+        "`{\"message\": \"Endpoint request timed out\"}`). Upload paths and their ceiling per request: "
+        "`POST .../tasks/` with `images` (one Lambda event: ~4.7 MB of images), `POST .../upload/` "
+        f"(API Gateway writes the body to S3: {limits.API_GATEWAY_MAX_BODY_BYTES:,} bytes, one image or one "
+        "Dropzone chunk), `POST .../presign/` then PUT to S3 (5 GB per file: the path for real datasets).")
 
 
 @functools.lru_cache(maxsize=1)

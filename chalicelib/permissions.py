@@ -6,7 +6,7 @@ never a 403, so ids of other people's projects do not leak.
 """
 from __future__ import annotations
 
-from .errors import not_found
+from .errors import NotFound
 from .store import projects
 
 ALL_PERMISSIONS = ["add", "change", "delete", "view"]
@@ -34,8 +34,8 @@ def can_read_task(user: dict | None, project: dict, task: dict) -> bool:
 
 
 def project_for(user: dict, project_id: int, need: str = "view") -> dict:
-    """The project if `user` holds `need` on it, else 404."""
+    """The project if `user` holds `need` on it, else NotFound (never a hint it exists)."""
     project = projects.get(project_id)
     if project is None or need not in permissions_on(user, project):
-        raise not_found()
+        raise NotFound()
     return project

@@ -21,7 +21,8 @@ import uuid as uuid_lib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import assets, aws, nodes as node_service, removal, storage
+from . import assets, aws, ingest, removal, storage, uploads
+from . import nodes as node_service
 from .config import settings
 from .models import PendingAction, StatusCode
 from .nodeodm import NodeConnectionError, NodeError, NodeResponseError, NodeServerError
@@ -197,6 +198,9 @@ class Step:
             return self.restart()
         if action is not None:  # actions Aloft does not perform (resize, import, compact)
             return self.save({"pending_action": None})
+        if task.get("ingest_pending") and not self.ingest():
+            return None
+        task = self.task
         if task.get("status") not in tasks.POLLER_IDLE_STATUSES:
             return self.save({})  # finished: the write re-derives `active` and drops it
         node_id = task.get("processing_node")
@@ -212,6 +216,17 @@ class Step:
         if not self.task.get("node_committed"):
             return self.submit()
         return self.poll()
+
+    # -- uploads ---------------------------------------------------------------------------
+    def ingest(self) -> bool:
+        """Turn stored `upload/` bodies into images (ingest.py) before anything counts or
+        sends them; True when none are left (the step goes on), False when out of time."""
+        result = ingest.ingest(self.task["id"], has_time=lambda: self.cycle.seconds_left() > 0)
+        count, size = uploads.image_stats(self.task["id"])
+        done = not result.remaining
+        self.save({"images_count": count, "size_bytes": size, "ingest_pending": None if done else True},
+                  release=not done)
+        return done
 
     # -- assignment and liveness -----------------------------------------------------------
     def assign(self) -> bool:
@@ -231,6 +246,9 @@ class Step:
     # -- submission ----------------------------------------------------------------------
     def submit(self) -> None:
         """init → uploads → commit, resumable; never two node tasks for one Aloft task."""
+        if self.task.get("upload_resume_from") is None and storage.has_incoming(self.task["id"]) \
+                and not self.ingest():
+            return None  # bodies that arrived after commit go in first (never mid-upload)
         self.submitting = True
         client = self.client()
         node_uuid = self.task.get("uuid")

@@ -1,9 +1,10 @@
 """S3 layout and operations for task images, upload chunks and results.
 
 Everything of a task lives under `tasks/<task id>/` (moving a task between projects
-moves nothing); Dropzone chunks wait under `chunks/<task id>/<dzuuid>/` (expired by
-a bucket lifecycle rule if abandoned). Downloads are presigned GETs: bytes never
-pass through Lambda.
+moves nothing). Upload request bodies that API Gateway wrote straight to S3 wait
+under `incoming/<task id>/<epoch ms>/<request id>` until they are ingested; Dropzone chunks
+wait under `chunks/<task id>/<dzuuid>/` (expired by a bucket lifecycle rule if
+abandoned). Downloads are presigned GETs: bytes never pass through Lambda.
 """
 from __future__ import annotations
 
@@ -200,6 +201,45 @@ def delete_prefix(prefix: str) -> int:
 def delete_task_objects(task_id: str) -> None:
     delete_prefix(task_prefix(task_id))
     delete_prefix(f"chunks/{task_id}/")
+    delete_prefix(incoming_prefix(task_id))
+
+
+def delete_object(key: str) -> None:
+    aws.s3().delete_object(Bucket=_bucket(), Key=key)
+
+
+# ------------------------------------------------------------------ incoming upload bodies
+
+def incoming_prefix(task_id: str) -> str:
+    """Where API Gateway's S3 integration stores `upload/` bodies (infra/resources.json)."""
+    return f"incoming/{task_id}/"
+
+
+@dataclass
+class IncomingBody:
+    key: str
+    size: int
+
+
+def list_incoming(task_id: str) -> list[IncomingBody]:
+    """Stored upload bodies in the order API Gateway received them: their keys are
+    `incoming/<task>/<request time, epoch ms>/<request id>`, and S3 lists keys sorted."""
+    return [IncomingBody(obj["Key"], obj["Size"]) for obj in _list(incoming_prefix(task_id))]
+
+
+def has_incoming(task_id: str) -> bool:
+    reply = aws.s3().list_objects_v2(Bucket=_bucket(), Prefix=incoming_prefix(task_id), MaxKeys=1)
+    return bool(reply.get("KeyCount") or reply.get("Contents"))
+
+
+def read_incoming(key: str, piece_bytes: int = 1024 * 1024):
+    """(the request's content type, an iterator of the body's pieces): streamed, never
+    held whole twice. The integration keeps the request's Content-Type (with its multipart
+    boundary) as metadata: the object itself is stored as opaque bytes."""
+    reply = aws.s3().get_object(Bucket=_bucket(), Key=key)
+    body = reply["Body"]
+    content_type = (reply.get("Metadata") or {}).get("content-type", "")
+    return content_type, iter(lambda: body.read(piece_bytes), b"")
 
 
 # ------------------------------------------------------------------ Dropzone chunks
@@ -211,27 +251,70 @@ def valid_upload_id(upload_id: str) -> bool:
     return bool(_UPLOAD_ID.match(upload_id or ""))
 
 
-def store_chunk(task_id: str, upload_id: str, index: int, offset: int, stream: BinaryIO,
-                size: int) -> None:
-    """Keep one chunk; chunk 0 starts the upload afresh (as Dropzone retries do)."""
-    prefix = _chunks_prefix(task_id, upload_id)
-    if index == 0:
-        delete_prefix(prefix)
+def store_chunk(task_id: str, upload_id: str, offset: int, stream: BinaryIO, size: int, filename: str) -> None:
+    """Keep one chunk under its byte offset (a chunk sent again replaces itself), with the
+    file name it was sent under: the last chunk's name becomes the image's, as in WebODM."""
+    from urllib.parse import quote
+
     stream.seek(0)
-    aws.s3().put_object(Bucket=_bucket(), Key=f"{prefix}{offset:015d}", Body=stream, ContentLength=size)
+    aws.s3().put_object(Bucket=_bucket(), Key=f"{_chunks_prefix(task_id, upload_id)}{offset:015d}",
+                        Body=stream, ContentLength=size, Metadata={"filename": quote(filename)})
+
+
+def _chunk_filename(key: str) -> str:
+    from urllib.parse import unquote
+
+    head = aws.s3().head_object(Bucket=_bucket(), Key=key)
+    return unquote((head.get("Metadata") or {}).get("filename", ""))
 
 
 class IncompleteUpload(Exception):
-    pass
+    """Not every chunk of a Dropzone upload is here (yet)."""
 
 
-def assemble_chunks(task_id: str, upload_id: str, total_chunks: int, filename: str,
+def _chunk_state_key(task_id: str, upload_id: str) -> str:
+    return _chunks_prefix(task_id, upload_id) + "state.json"
+
+
+def chunk_state(task_id: str, upload_id: str) -> dict | None:
+    """The assembly record of a Dropzone upload: {"name", "done", "size"}, or None."""
+    import json
+
+    from botocore.exceptions import ClientError
+
+    try:
+        body = aws.s3().get_object(Bucket=_bucket(), Key=_chunk_state_key(task_id, upload_id))["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return json.loads(body)
+
+
+def _put_chunk_state(task_id: str, upload_id: str, state: dict) -> None:
+    import json
+
+    aws.s3().put_object(Bucket=_bucket(), Key=_chunk_state_key(task_id, upload_id),
+                        Body=json.dumps(state).encode(), ContentType="application/json")
+
+
+def assemble_chunks(task_id: str, upload_id: str, total_chunks: int,
                     existing: dict[str, StoredObject]) -> tuple[str, int]:
-    """Join the chunks (in byte-offset order) into one image, streamed; returns (name, size)."""
+    """Join the chunks (in byte-offset order) into one image, streamed; returns (name, size).
+    The image takes the name the last chunk was sent under (WebODM's rule), whichever
+    chunk arrived last.
+
+    Idempotent: the image's name is recorded before it is written and the upload is
+    marked done after, so a run killed half way, or run again, makes the same one
+    image (never a `name_1` copy). IncompleteUpload while chunks are missing.
+    """
     from .s3stream import S3MultipartWriter
 
+    state = chunk_state(task_id, upload_id)
+    if state and state.get("done"):
+        return state["name"], int(state.get("size") or 0)
     prefix = _chunks_prefix(task_id, upload_id)
-    parts = sorted(_list(prefix), key=lambda o: o["Key"])
+    parts = sorted((o for o in _list(prefix) if o["Key"][len(prefix):].isdigit()), key=lambda o: o["Key"])
     expected = 0
     for part in parts:
         if int(part["Key"][len(prefix):]) != expected:
@@ -239,13 +322,17 @@ def assemble_chunks(task_id: str, upload_id: str, total_chunks: int, filename: s
         expected += part["Size"]
     if len(parts) != total_chunks:
         raise IncompleteUpload(f"Expected {total_chunks} chunks, received {len(parts)}")
-    name = _free_name(safe_filename(filename), existing)
+    name = state["name"] if state else _free_name(safe_filename(_chunk_filename(parts[-1]["Key"])), existing)
+    if not state:
+        _put_chunk_state(task_id, upload_id, {"name": name, "done": False})
     client = aws.s3()
     with S3MultipartWriter(client, _bucket(), image_key(task_id, name)) as writer:
         for part in parts:
             body = client.get_object(Bucket=_bucket(), Key=part["Key"])["Body"]
             for block in iter(lambda: body.read(1024 * 1024), b""):
                 writer.write(block)
-    delete_prefix(prefix)
+    _put_chunk_state(task_id, upload_id, {"name": name, "done": True, "size": expected})
+    for part in parts:
+        delete_object(part["Key"])
     existing[name] = StoredObject(name, expected, "")
     return name, expected

@@ -1,24 +1,32 @@
 """Getting a task's images into S3: multipart files, Dropzone chunks, presigned PUTs.
 
-API Gateway caps a request at 10 MB (about 4.5 MB of raw file through Lambda), so
-large sets go straight to S3 with presigned URLs and `commit` counts what arrived.
+On AWS a request body reaches Lambda only under 6 MB (about 4.7 MB of file once
+base64-encoded), so WebODM's `upload/` requests are written to S3 by API Gateway
+itself and turned into images by the ingest (ingest.py, which calls `store_form`);
+large sets go straight to S3 with presigned PUTs; `commit` counts what arrived.
+Errors are domain errors (InvalidInput); the API layer decides what HTTP says.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from . import storage
-from .api.common import Body, UploadedFile
 from .config import settings
-from .errors import bad_request
+from .errors import InvalidInput
+from .forms import Form, UploadedFile
 from .models import PresignedUpload, UploadSpec
 
 DROPZONE_FIELDS = ("dzuuid", "dzchunkindex", "dztotalchunkcount")
 MAX_CHUNKS = 100_000
 
 
-def store_files(task_id: str, files: list[UploadedFile]) -> tuple[dict[str, int], tuple[int, int]]:
+def store_files(task_id: str, files: list[UploadedFile],
+                existing: dict[str, storage.StoredObject] | None = None
+                ) -> tuple[dict[str, int], tuple[int, int]]:
     """Store uploaded files as images; returns ({stored name: bytes}, (images, their bytes)),
     the totals as this request saw S3 (another request may upload to the task meanwhile)."""
-    existing = {o.name: o for o in storage.list_images(task_id)}
+    if existing is None:
+        existing = {o.name: o for o in storage.list_images(task_id)}
     uploaded: dict[str, int] = {}
     for item in files:
         name, _ = storage.store_image(task_id, item.filename, item.stream, item.size, existing)
@@ -26,33 +34,57 @@ def store_files(task_id: str, files: list[UploadedFile]) -> tuple[dict[str, int]
     return uploaded, (len(existing), sum(o.size for o in existing.values()))
 
 
-def is_dropzone_chunk(body: Body) -> bool:
-    """WebODM treats a request as a chunk only with one file and all dz* fields."""
-    return len(body.files) == 1 and all(f in body.fields for f in DROPZONE_FIELDS)
+@dataclass(frozen=True)
+class DropzoneChunk:
+    upload_id: str
+    index: int
+    total: int
+    offset: int
 
 
-def store_dropzone_chunk(task_id: str, body: Body) -> dict[str, int]:
-    """Keep one chunk; the final one assembles the file ({} until then)."""
+def dropzone_chunk(form: Form) -> DropzoneChunk | None:
+    """The chunk a form carries: WebODM treats a request as a chunk only with exactly one
+    file and all of `dzuuid`, `dzchunkindex` and `dztotalchunkcount`."""
+    fields = form.fields
+    if len(form.files) != 1 or not all(f in fields for f in DROPZONE_FIELDS):
+        return None
     try:
-        index = int(body.fields["dzchunkindex"])
-        total = int(body.fields["dztotalchunkcount"])
-        offset = int(body.fields.get("dzchunkbyteoffset") or 0)
+        index = int(fields["dzchunkindex"])
+        total = int(fields["dztotalchunkcount"])
+        offset = int(fields.get("dzchunkbyteoffset") or 0)
     except (TypeError, ValueError):
-        raise bad_request("chunkIndex is not an int") from None
-    upload_id = str(body.fields["dzuuid"])
+        raise InvalidInput("chunkIndex is not an int") from None
+    upload_id = str(fields["dzuuid"])
     if not storage.valid_upload_id(upload_id):
-        raise bad_request("Invalid dzuuid")
+        raise InvalidInput("Invalid dzuuid")
     if not (1 <= total <= MAX_CHUNKS and 0 <= index < total and offset >= 0):
-        raise bad_request("Invalid chunk index, count or offset")
-    item = body.files[0]
-    storage.store_chunk(task_id, upload_id, index, offset, item.stream, item.size)
-    if index + 1 < total:
+        raise InvalidInput("Invalid chunk index, count or offset")
+    return DropzoneChunk(upload_id, index, total, offset)
+
+
+def store_form(task_id: str, form: Form, existing: dict[str, storage.StoredObject]) -> dict[str, int]:
+    """Store what one WebODM `upload/` request carried: its files, or one Dropzone chunk,
+    which completes its file once every chunk is here. Returns {stored name: bytes}.
+
+    Idempotent, so a body ingested twice (a run killed before it deleted the body)
+    stores nothing twice: the same bytes under a taken name are the same image, and a
+    finished Dropzone file is not assembled again.
+    """
+    if not form.files:
+        raise InvalidInput("No files uploaded")
+    chunk = dropzone_chunk(form)
+    if chunk is None:
+        uploaded, _ = store_files(task_id, form.files, existing)
+        return uploaded
+    state = storage.chunk_state(task_id, chunk.upload_id)
+    if state and state.get("done"):
         return {}
-    existing = {o.name: o for o in storage.list_images(task_id)}
+    item = form.files[0]
+    storage.store_chunk(task_id, chunk.upload_id, chunk.offset, item.stream, item.size, item.filename)
     try:
-        name, size = storage.assemble_chunks(task_id, upload_id, total, item.filename, existing)
-    except storage.IncompleteUpload as exc:
-        raise bad_request(str(exc)) from None
+        name, size = storage.assemble_chunks(task_id, chunk.upload_id, chunk.total, existing)
+    except storage.IncompleteUpload:
+        return {}  # the other chunks are still to come
     return {name: size}
 
 

@@ -5,8 +5,11 @@ created lazily under moto (see ../shared/chalice.md §3).
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,20 +28,74 @@ import requests  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the moto server's request log
+sys.setswitchinterval(0.0005)  # moto's server thread answers this process's own calls: hand over the GIL fast
 TEST_PREFIX = "aloft-test"
 
 
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A moto server on 127.0.0.1 for this test process (reset by each test that uses it)."""
+    import subprocess
+    import time
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(url + "/moto-api/", timeout=1)
+            break
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
 @pytest.fixture
-def aws_env():
-    """Fresh moto DynamoDB and S3 with Aloft's tables and bucket."""
+def aws_env(request):
+    """Fresh moto DynamoDB and S3 with Aloft's tables and bucket.
+
+    In-process (mock_aws) by default; over a moto server when the test also runs the
+    real gateway (`live`), whose Lambda containers are other processes.
+    """
     from aloft_local.resources import create_resources
     from chalicelib import aws, config
 
-    with mock_aws():  # cached boto3 clients keep working across mock_aws contexts
+    if "live" not in request.fixturenames:
+        with mock_aws():  # cached boto3 clients keep working across mock_aws contexts
+            env = create_resources(TEST_PREFIX, aws.dynamodb(), aws.s3())
+            os.environ.update(env)
+            config.reset()
+            yield env
+            config.reset()
+        return
+    with moto_server_environment(request.getfixturevalue("moto_endpoint")) as env:
+        yield env
+
+
+@contextlib.contextmanager
+def moto_server_environment(endpoint: str):
+    """Empty the moto server, point this process's clients at it, create the tables."""
+    from aloft_local.resources import create_resources
+    from chalicelib import aws, config
+
+    requests.post(endpoint + "/moto-api/reset", timeout=30).raise_for_status()
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    aws.reset()
+    try:
         env = create_resources(TEST_PREFIX, aws.dynamodb(), aws.s3())
         os.environ.update(env)
         config.reset()
         yield env
+    finally:
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        aws.reset()
         config.reset()
 
 
@@ -140,15 +197,23 @@ def bob(aws_env):
 
 @pytest.fixture
 def live(aws_env):
-    """The local stack's real HTTP gateway on a free port, in this process (under moto)."""
-    from aloft_local.gateway import LocalGateway
-    from app import app
+    """The local stack's real HTTP gateway on a free port: API Gateway's limits, the app's
+    functions in Lambda-like containers (child processes), moto as a server."""
+    with running_gateway() as url:
+        yield url
 
-    server = LocalGateway(app, "127.0.0.1", 0)
+
+@contextlib.contextmanager
+def running_gateway(app_spec: str = "app:app", **options):
+    """The local gateway on a free port, its containers seeing this process's environment."""
+    from aloft_local.gateway import LocalGateway
+
+    server = LocalGateway(app_spec, "127.0.0.1", 0, **options)
     server.start_in_thread()
-    yield f"http://127.0.0.1:{server.port}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.close()
 
 
 def free_port() -> int:

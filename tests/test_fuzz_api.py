@@ -138,9 +138,22 @@ class World:
                 "asset_path": "odm_orthophoto/odm_orthophoto.tif"}
 
 
-@pytest.fixture
-def world(live, alice, bob):
-    return World(live, alice, bob)
+@pytest.fixture(scope="module")
+def stack(moto_endpoint):
+    """One gateway, one set of users and one world for every fuzzed operation of this
+    module (a world per operation cost seconds each: its completed tasks)."""
+    from types import SimpleNamespace
+
+    from tests.conftest import moto_server_environment, running_gateway, token_for
+
+    with moto_server_environment(moto_endpoint), running_gateway() as url:
+        users = {name: make_user(name, superuser=name == "admin") for name in ("alice", "bob", "admin")}
+        yield SimpleNamespace(url=url, **{name: {**user, "token": token_for(user)} for name, user in users.items()})
+
+
+@pytest.fixture(scope="module")
+def world(stack):
+    return World(stack.url, stack.alice, stack.bob)
 
 
 def _no_leak(world: World):
@@ -211,9 +224,9 @@ class AdminWorld:
             self.victim = make_user(f"carol{uuid.uuid4().hex[:6]}")
 
 
-@pytest.fixture
-def admin_world(live, admin):
-    return AdminWorld(live, admin)
+@pytest.fixture(scope="module")
+def admin_world(stack):
+    return AdminWorld(stack.url, stack.admin)
 
 
 @admin_schema.parametrize()

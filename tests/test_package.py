@@ -127,3 +127,62 @@ def test_data_outlives_the_stack_and_names_are_outputs(packaged):
     variables = template["Globals"]["Function"]["Environment"]["Variables"]  # both functions
     assert variables["ALOFT_JWT_SECRET_ARN"] == {"Ref": "JwtSecret"}
     assert "EndpointURL" in outputs
+
+
+def test_upload_route_is_an_s3_integration_behind_a_request_authorizer(packaged):
+    """POST .../upload/ never reaches Lambda: API Gateway writes the body to S3 under
+    incoming/<task id>/<epoch ms>/<request id> after the upload authorizer allowed it."""
+    template = json.loads((packaged / "sam.json").read_text())
+    resources = template["Resources"]
+    body = resources["RestAPI"]["Properties"]["DefinitionBody"]
+    assert "multipart/form-data" in body["x-amazon-apigateway-binary-media-types"]
+    post = body["paths"]["/api/projects/{project_id}/tasks/{task_id}/upload"]["post"]
+    integration = post["x-amazon-apigateway-integration"]
+    assert integration["type"] == "aws" and integration["httpMethod"] == "PUT"
+    assert integration["uri"]["Fn::Sub"].endswith(":s3:path/${DataBucket}/incoming/{task}/{received}/{object}")
+    assert integration["requestParameters"]["integration.request.path.task"] == "context.authorizer.task_id"
+    assert integration["requestParameters"]["integration.request.path.object"] == "context.requestId"
+    assert integration["requestParameters"]["integration.request.path.received"] == "context.requestTimeEpoch"
+    assert integration["credentials"] == {"Fn::GetAtt": ["UploadIntegrationRole", "Arn"]}
+    assert post["security"] == [{"UploadAuthorizer": []}]
+    authorizer = body["securityDefinitions"]["UploadAuthorizer"]["x-amazon-apigateway-authorizer"]
+    assert authorizer["type"] == "request" and authorizer["authorizerResultTtlInSeconds"] == 0
+    assert "${UploadAuthorizer.Arn}" in authorizer["authorizerUri"]["Fn::Sub"]
+    function = resources["UploadAuthorizer"]
+    assert function["Type"] == "AWS::Serverless::Function"
+    assert function["Properties"]["Handler"] == "app.upload_authorizer"
+    permission = resources["UploadAuthorizerInvokePermission"]["Properties"]
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    # Least privilege: the integration may only add objects under incoming/, the
+    # authorizer only read the caller, the project, the task and the JWT secret.
+    role = resources["UploadIntegrationRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    (statement,) = role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["s3:PutObject"]
+    assert statement["Resource"] == {"Fn::Sub": "${DataBucket.Arn}/incoming/*"}
+    assert resources["UploadAuthorizerRole"]["Properties"]["ManagedPolicyArns"] == [
+        {"Ref": "UploadAuthorizerAccessPolicy"}]
+    reads = resources["UploadAuthorizerAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert sorted(a for s in reads for a in s["Action"]) == ["dynamodb:GetItem", "secretsmanager:GetSecretValue"]
+
+
+def test_gateway_responses_keep_aws_bodies_for_the_limits(packaged):
+    """The 413 / 502 / 504 the local gateway reproduces are API Gateway's defaults: the
+    template customises only the unknown route (404) and the upload authorizer's answers."""
+    responses = json.loads((packaged / "sam.json").read_text())["Resources"]["RestAPI"]["Properties"][
+        "GatewayResponses"]
+    assert set(responses) == {"MISSING_AUTHENTICATION_TOKEN", "ACCESS_DENIED", "UNAUTHORIZED"}
+    assert responses["UNAUTHORIZED"]["StatusCode"] == "404"
+    assert "$context.authorizer.detail" in responses["ACCESS_DENIED"]["ResponseTemplates"]["application/json"]
+
+
+def test_the_api_functions_timeout_is_the_one_in_limits(packaged):
+    from chalicelib import limits
+
+    resources = json.loads((packaged / "sam.json").read_text())["Resources"]
+    assert resources["APIHandler"]["Properties"]["Timeout"] == limits.API_TIMEOUT_SECONDS
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    assert config["lambda_timeout"] == limits.API_TIMEOUT_SECONDS
+    for stage in config["stages"].values():
+        assert "lambda_timeout" not in stage  # no stage gives the API another timeout
+        assert "api_handler" not in stage.get("lambda_functions", {})

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from chalicelib import aws, config
 from chalicelib.store import projects as project_store
 from chalicelib.store import tasks as task_store
 from tests.helpers import image_files, new_project, new_task, s3_bytes, s3_keys
@@ -88,83 +89,32 @@ def test_invalid_create_bodies(api, alice):
     assert s3_keys("tasks/") == []
 
 
-def test_partial_upload_and_commit(api, alice):
+def test_partial_task_commit_counts_presigned_uploads(api, alice):
+    """The partial flow with presigned PUTs (upload/ itself is API Gateway's: test_upload_flow.py)."""
     project = new_project(api, alice)
     task = api.post(tasks_url(project), token=alice["token"], data={"partial": "true", "name": "p"}).json
     assert task["partial"] is True
     commit = api.post(tasks_url(project, task, "commit/"), token=alice["token"])
     assert commit.status == 400 and commit.json == ["You need to upload at least 1 file before commit"]
-    empty = api.post(tasks_url(project, task, "upload/"), token=alice["token"], data={"x": "1"})
-    assert empty.status == 400 and empty.json == ["No files uploaded"]
-    first = api.post(tasks_url(project, task, "upload/"), token=alice["token"], files=image_files(1))
-    assert first.status == 200 and first.json == {"success": True, "uploaded": {"img0.jpg": len(fake_image(0, 2000))}}
-    second = api.post(tasks_url(project, task, "upload/"), token=alice["token"], files=image_files(2, start=1))
-    assert second.json["uploaded"] == {"img1.jpg": len(fake_image(1, 2000)), "img2.jpg": len(fake_image(2, 2000))}
+    contents = [fake_image(i, 2000) for i in range(3)]
+    spec = {"files": [{"name": f"img{i}.jpg", "size": len(c)} for i, c in enumerate(contents)]}
+    uploads = api.post(tasks_url(project, task, "presign/"), token=alice["token"], json=spec).json["uploads"]
+    for upload, content in zip(uploads, contents):  # what the client's PUT to the URL stores
+        aws.s3().put_object(Bucket=config.settings().bucket, Key=f"tasks/{task['id']}/images/{upload['name']}",
+                            Body=content)
     assert task_store.get(project["id"], task["id"]).get("active") is None  # never polled while partial
     committed = api.post(tasks_url(project, task, "commit/"), token=alice["token"])
     assert committed.status == 200
     assert committed.json["id"] == task["id"] and committed.json["partial"] is False
     assert committed.json["images_count"] == 3
     for i in range(3):
-        assert s3_bytes(f"tasks/{task['id']}/images/img{i}.jpg") == fake_image(i, 2000)
-
-
-def test_dropzone_chunked_upload(api, alice):
-    project = new_project(api, alice)
-    task = api.post(tasks_url(project), token=alice["token"], json={"partial": True}).json
-    content = fake_image(7, 300_000)
-    half = len(content) // 2
-    common = {"dzuuid": "3f2a-chunky", "dztotalchunkcount": "2"}
-    part1 = api.post(tasks_url(project, task, "upload/"), token=alice["token"],
-                     files=[("file", ("blob", content[:half]))],
-                     data={**common, "dzchunkindex": "0", "dzchunkbyteoffset": "0"})
-    assert part1.status == 200 and part1.json == {"success": True, "uploaded": {}}
-    part2 = api.post(tasks_url(project, task, "upload/"), token=alice["token"],
-                     files=[("file", ("2.jpg", content[half:]))],
-                     data={**common, "dzchunkindex": "1", "dzchunkbyteoffset": str(half)})
-    assert part2.json == {"success": True, "uploaded": {"2.jpg": len(content)}}
-    assert s3_bytes(f"tasks/{task['id']}/images/2.jpg") == content
-    assert s3_keys(f"chunks/{task['id']}/") == []  # parts cleaned up
-    assert api.post(tasks_url(project, task, "commit/"), token=alice["token"]).json["images_count"] == 1
-
-
-def test_dropzone_errors(api, alice):
-    project = new_project(api, alice)
-    task = api.post(tasks_url(project), token=alice["token"], json={"partial": True}).json
-    bad = api.post(tasks_url(project, task, "upload/"), token=alice["token"], files=image_files(1),
-                   data={"dzuuid": "u1", "dzchunkindex": "zero", "dztotalchunkcount": "2"})
-    assert bad.status == 400 and bad.json == ["chunkIndex is not an int"]
-    gap = api.post(tasks_url(project, task, "upload/"), token=alice["token"], files=image_files(1),
-                   data={"dzuuid": "u2", "dzchunkindex": "1", "dztotalchunkcount": "2",
-                         "dzchunkbyteoffset": "500"})
-    assert gap.status == 400
-    traversal = api.post(tasks_url(project, task, "upload/"), token=alice["token"], files=image_files(1),
-                         data={"dzuuid": "../x", "dzchunkindex": "0", "dztotalchunkcount": "1"})
-    assert traversal.status == 400
-    assert s3_keys(f"tasks/{task['id']}/images/") == []
-
-
-def test_file_names_are_made_safe_and_never_overwrite(api, alice):
-    project = new_project(api, alice)
-    task = api.post(tasks_url(project), token=alice["token"], json={"partial": True}).json
-    files = [("images", ("../../etc/passwd.jpg", b"A" * 10)), ("images", ("..\\win\\evil.jpg", b"B" * 10)),
-             ("images", ("ctl\x01\x1f\u202ename.jpg", b"C" * 10)), ("images", ("dup.jpg", b"first")),
-             ("images", ("dup.jpg", b"second")), ("images", ("dup.jpg", b"first"))]
-    reply = api.post(tasks_url(project, task, "upload/"), token=alice["token"], files=files)
-    assert reply.status == 200
-    assert sorted(reply.json["uploaded"]) == ["ctlname.jpg", "dup.jpg", "dup_1.jpg", "evil.jpg", "passwd.jpg"]
-    prefix = f"tasks/{task['id']}/images/"
-    assert s3_keys(prefix) == [prefix + n for n in ["ctlname.jpg", "dup.jpg", "dup_1.jpg", "evil.jpg", "passwd.jpg"]]
-    assert s3_bytes(prefix + "dup.jpg") == b"first" and s3_bytes(prefix + "dup_1.jpg") == b"second"
-    again = api.post(tasks_url(project, task, "upload/"), token=alice["token"],
-                     files=[("images", ("dup.jpg", b"third"))])
-    assert again.json["uploaded"] == {"dup_2.jpg": 5}
+        assert s3_bytes(f"tasks/{task['id']}/images/img{i}.jpg") == contents[i]
 
 
 def test_presign_answers_urls_per_file(api, alice):
     project = new_project(api, alice)
     task = api.post(tasks_url(project), token=alice["token"], json={"partial": True}).json
-    reply = api.post(tasks_url(project, task, "upload/"), token=alice["token"],
+    reply = api.post(tasks_url(project, task, "presign/"), token=alice["token"],
                      json={"files": [{"name": "a.jpg", "size": 123}, {"name": "a.jpg", "size": 5},
                                      {"name": "../b.jpg", "size": 0}]})
     assert reply.status == 200 and reply.json["success"] is True
@@ -175,7 +125,7 @@ def test_presign_answers_urls_per_file(api, alice):
     assert uploads[0]["headers"] == {"Content-Length": "123"} and 0 < uploads[0]["expires_in"] <= 3600
     for body in ({"files": []}, {"files": [{"name": "x"}]}, {"files": [{"name": "x", "size": -1}]},
                  {"files": "nope"}):
-        bad = api.post(tasks_url(project, task, "upload/"), token=alice["token"], json=body)
+        bad = api.post(tasks_url(project, task, "presign/"), token=alice["token"], json=body)
         assert bad.status == 400 and "files" in bad.json, body
 
 
@@ -314,7 +264,7 @@ def test_another_users_task_is_404_on_every_route(api, alice, bob):
     task = new_task(api, alice, project)
     bobs_project = new_project(api, bob, "bob")
     token = bob["token"]
-    for method, suffix in (("GET", ""), ("PATCH", ""), ("PUT", ""), ("DELETE", ""), ("POST", "upload/"),
+    for method, suffix in (("GET", ""), ("PATCH", ""), ("PUT", ""), ("DELETE", ""), ("POST", "presign/"),
                            ("POST", "commit/"), ("POST", "cancel/"), ("POST", "restart/"),
                            ("POST", "remove/"), ("GET", "output/"), ("GET", "download/all.zip"),
                            ("GET", "assets/cameras.json")):

@@ -1,6 +1,6 @@
 """What every route needs: the caller, query parameters, the parsed body, responses.
 
-Bodies are accepted as JSON, form-urlencoded or multipart (webodm-api.md §0.6).
+Bodies are accepted as JSON, form-urlencoded or multipart, as WebODM's views accept them.
 Any malformed input becomes a DRF-style 400 here, never an exception in a view.
 """
 from __future__ import annotations
@@ -8,31 +8,23 @@ from __future__ import annotations
 import json
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from chalice import Response
 
+from ..access import MAX_ID, int_id, task_for
 from ..auth import authenticate, require_user
-from ..errors import ApiError, bad_request, not_found
+from ..errors import (ApiError, AuthenticationFailed, DomainError, InvalidInput, NotFound, PermissionDenied,
+                      bad_request, not_found)
+from ..forms import UploadedFile, parse_multipart
 
 BODY_CONTENT_TYPES = ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"]
 MAX_JSON_DEPTH = 32
-MAX_ID = 2**53  # ids are counters; a larger number is no id (and no valid DynamoDB key lookup)
 # JSON and form bodies carry fields, never files: 4 MiB is far above any valid one
 # (1,000 presigned uploads with long names are about 1 MB), so more is refused before parsing.
 MAX_FIELDS_BODY_BYTES = 4 * 1024 * 1024
 TOO_LARGE = {"detail": "Request body too large."}
 INVALID_UNICODE = "JSON parse error - invalid unicode (lone surrogate)"
-_MULTIPART_LIMITS = {"MAX_FIELDS": 10_000, "MAX_FIELD_SIZE": 1024 * 1024,
-                     "MAX_MEMORY_FILE_SIZE": 8 * 1024 * 1024}
-
-
-@dataclass
-class UploadedFile:
-    field: str
-    filename: str
-    stream: BinaryIO
-    size: int
 
 
 @dataclass
@@ -117,37 +109,8 @@ def _form_body(pairs: list[tuple[str, str]], files: list[UploadedFile]) -> Body:
 
 
 def _parse_multipart(content_type: str, raw: bytes) -> Body:
-    from python_multipart.multipart import create_form_parser
-
-    pairs: list[tuple[str, str]] = []
-    files: list[UploadedFile] = []
-
-    def on_field(item) -> None:
-        try:
-            name = (item.field_name or b"").decode("utf-8")
-            value = (item.value or b"").decode("utf-8")
-        except UnicodeDecodeError:
-            raise ApiError(400, {"detail": "Form fields must be UTF-8."}) from None
-        pairs.append((name, value))
-
-    def on_file(item) -> None:
-        stream = item.file_object
-        stream.seek(0)
-        files.append(UploadedFile(
-            field=(item.field_name or b"").decode("utf-8", "replace"),
-            filename=(item.file_name or b"").decode("utf-8", "replace"),
-            stream=stream, size=item.size))
-
-    try:
-        parser = create_form_parser({"Content-Type": content_type.encode("latin-1")},
-                                    on_field, on_file, config=_MULTIPART_LIMITS)
-        parser.write(raw)
-        parser.finalize()
-    except ApiError:
-        raise
-    except Exception:
-        raise ApiError(400, {"detail": "Multipart form parse error."}) from None
-    return _form_body(pairs, files)
+    form = parse_multipart(content_type, raw)
+    return _form_body(form.pairs, form.files)
 
 
 def query_params(request) -> dict[str, str]:
@@ -164,15 +127,11 @@ def optional_user(request) -> dict | None:
     return authenticate(request.headers, query_params(request))
 
 
-def int_id(value: str) -> int:
-    """Path ids that are not integers are 404s, as in WebODM (`/api/projects/abc/`)."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise not_found() from None
-    if number < 1 or number > MAX_ID:
-        raise not_found()
-    return number
+def caller_task(request, project_id, task_id, need: str = "change") -> tuple[dict, dict, dict]:
+    """(user, project, task) for the caller of `request` holding `need` on the task's project."""
+    user = current_user(request)
+    project, task = task_for(user, project_id, task_id, need)
+    return user, project, task
 
 
 def parse_bool(value: Any, field_name: str) -> bool:
@@ -184,6 +143,17 @@ def parse_bool(value: Any, field_name: str) -> bool:
     if text in ("false", "0", "no", "off", "f", "n", ""):
         return False
     raise ApiError(400, {field_name: ["Must be a valid boolean."]})
+
+
+def domain_error_body(error: DomainError) -> tuple[int, Any]:
+    """The one place a domain error becomes HTTP: WebODM's status and DRF's body."""
+    if isinstance(error, NotFound):
+        return 404, {"detail": error.detail}
+    if isinstance(error, (PermissionDenied, AuthenticationFailed)):
+        return 403, {"detail": error.detail}  # WebODM never answers 401
+    if isinstance(error, InvalidInput):
+        return 400, [error.body] if isinstance(error.body, str) else error.body
+    return 400, {"detail": str(error)}
 
 
 def respond(body: Any, status: int = 200, headers: dict | None = None) -> Response:
@@ -207,4 +177,4 @@ def absolute_url(request, query: dict[str, Any]) -> str:
 
 __all__ = ["Body", "UploadedFile", "parse_body", "query_params", "current_user", "optional_user",
            "int_id", "MAX_ID", "parse_bool", "respond", "no_content", "absolute_url", "bad_request",
-           "BODY_CONTENT_TYPES"]
+           "BODY_CONTENT_TYPES", "domain_error_body", "caller_task"]

@@ -12,23 +12,21 @@ import uuid as uuid_lib
 
 from chalice import Blueprint, Response
 
-from .. import permissions, storage, uploads
+from .. import access, permissions, storage, uploads
 from ..apidoc import CONSOLE, INT, INVALID, NO_CONTENT, ORDERING, REDIRECT, STR, Param, doc
 from ..errors import ApiError, bad_request, field_error, forbidden, not_found, validate
-from ..models import (DropzoneChunk, OutputJson, PendingAction, PresignRequest, PresignResponse, StatusCode,
-                      Success, TaskOut, TaskWrite, UploadResponse, utcnow)
+from ..models import OutputJson, PendingAction, StatusCode, Success, TaskOut, TaskWrite, utcnow
 from ..removal import remove_task
 from ..store import nodes as node_store
 from ..store import output, projects, tasks
 from ..store.dynamo import ConditionFailed, transact
-from .common import (BODY_CONTENT_TYPES, MAX_ID, Body, current_user, int_id, optional_user,
+from .common import (BODY_CONTENT_TYPES, MAX_ID, Body, caller_task, current_user, int_id, optional_user,
                      parse_body, query_params, respond)
 from .listing import order
 
 bp = Blueprint(__name__)
 BASE = "/api/projects/{project_id}/tasks"
 ONE = BASE + "/{task_id}"
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _WRITABLE = set(TaskWrite.model_fields)
 _FALSE_STRINGS = ("", "false", "0")
 ASSET_MISSING = "Asset does not exist"
@@ -36,36 +34,14 @@ ASSET_MISSING = "Asset does not exist"
 
 # ------------------------------------------------------------------ helpers
 
-def _task_id(value: str) -> str:
-    if not _UUID.match(value or ""):
-        raise not_found()
-    return value.lower()
-
-
-def _task_in(project: dict, task_id: str) -> dict:
-    task = tasks.get(project["id"], _task_id(task_id))
-    if task is None or tasks.is_hidden(task):
-        raise not_found()
-    return task
-
-
 def _load(project_id: str, task_id: str, need: str = "change") -> tuple[dict, dict, dict]:
     """(user, project, task) for a caller who holds `need` on the project, else 404."""
-    user = current_user(bp.current_request)
-    project = permissions.project_for(user, int_id(project_id), need)
-    return user, project, _task_in(project, task_id)
+    return caller_task(bp.current_request, project_id, task_id, need)
 
 
 def _readable(project_id: str, task_id: str) -> dict:
     """A task the caller may read: a project viewer's, or a public one (even anonymously)."""
-    user = optional_user(bp.current_request)
-    project = projects.get(int_id(project_id))
-    if project is None:
-        raise not_found()
-    task = _task_in(project, task_id)
-    if not permissions.can_read_task(user, project, task):
-        raise not_found()
-    return task
+    return access.readable_task(optional_user(bp.current_request), project_id, task_id)
 
 
 def _nodes_of(items: list[dict]) -> dict[int, dict]:
@@ -105,7 +81,7 @@ def task_out(task: dict, nodes: dict[int, dict]) -> dict:
     ).model_dump(mode="json")
 
 
-def _one(task: dict) -> dict:
+def task_json(task: dict) -> dict:
     return task_out(task, _nodes_of([task]))
 
 
@@ -173,7 +149,12 @@ def list_tasks(project_id):
 
 @bp.route(BASE, methods=["POST"], content_types=BODY_CONTENT_TYPES)
 @doc("Create a task with its images (or a partial task)", {201: TaskOut}, body=TaskWrite, files="images",
-     tags=("tasks",))
+     tags=("tasks",),
+     description=("The whole request is one Lambda event on AWS: at most 6,291,456 bytes of JSON with the "
+                  "multipart body base64-encoded in it, so about 4.7 MB of images (more: 413 "
+                  '`{"message": "Request Too Long"}`). For a real dataset create a partial task '
+                  "(`partial=true`) and send the images with `presign/` (any size) or `upload/` "
+                  "(10 MB per request), then `commit/`."))
 def create_task(project_id):
     """Create a task with its images (multipart `images`), or a partial one to upload into."""
     request = bp.current_request
@@ -213,7 +194,7 @@ def create_task(project_id):
 @doc("Get a task (public tasks need no login)", {200: TaskOut}, auth="optional", tags=("tasks",))
 def get_task(project_id, task_id):
     """A task; public tasks and tasks of public projects are readable without login."""
-    return respond(_one(_readable(project_id, task_id)))
+    return respond(task_json(_readable(project_id, task_id)))
 
 
 @bp.route(ONE, methods=["PUT", "PATCH"], content_types=BODY_CONTENT_TYPES)
@@ -251,7 +232,7 @@ def update_task(project_id, task_id):
             updated = tasks.move(updated, target["id"])
         except ConditionFailed:
             raise ApiError(409, {"detail": "The task changed while it was being moved; try again."}) from None
-    return respond(_one(updated))
+    return respond(task_json(updated))
 
 
 @bp.route(ONE, methods=["DELETE"], content_types=BODY_CONTENT_TYPES)
@@ -261,48 +242,6 @@ def delete_task(project_id, task_id):
     _, _, task = _load(project_id, task_id, need="delete")
     remove_task(task)
     return Response(body="", status_code=204, headers={"Content-Type": "application/json"})
-
-
-# ------------------------------------------------------------------ uploads
-
-@bp.route(ONE + "/upload", methods=["POST"], content_types=BODY_CONTENT_TYPES)
-@doc("Upload images (multipart, Dropzone chunks) or get presigned S3 PUT URLs (JSON `files`)",
-     {200: (UploadResponse, PresignResponse)}, body=PresignRequest, form_body=DropzoneChunk, files="images",
-     tags=("tasks",))
-def upload_images(project_id, task_id):
-    """Add images: multipart files (Dropzone chunks too), or JSON `files` for presigned PUTs."""
-    request = bp.current_request
-    _, project, task = _load(project_id, task_id)
-    body = parse_body(request)
-    if body.is_json and "files" in body.fields:
-        spec = validate(PresignRequest, body.fields)
-        uploads_out = uploads.presign(task["id"], spec.files)
-        return respond(PresignResponse(success=True, uploads=uploads_out).model_dump(mode="json"))
-    if not body.files:
-        raise bad_request("No files uploaded")
-    if uploads.is_dropzone_chunk(body):
-        uploaded = uploads.store_dropzone_chunk(task["id"], body)
-    else:
-        uploaded, _ = uploads.store_files(task["id"], body.files)
-    if uploaded:
-        count, size = uploads.image_stats(task["id"])
-        tasks.mutate(project["id"], task["id"], lambda _: {"images_count": count, "size_bytes": size})
-    return respond(UploadResponse(success=True, uploaded=uploaded).model_dump(mode="json"))
-
-
-@bp.route(ONE + "/commit", methods=["POST"], content_types=BODY_CONTENT_TYPES)
-@doc("Commit a partial task", {200: TaskOut, 400: INVALID}, tags=("tasks",))
-def commit_task(project_id, task_id):
-    """Finish a partial task: count what really arrived in S3 and hand it to the poller."""
-    _, project, task = _load(project_id, task_id)
-    count, size = uploads.image_stats(task["id"])
-    if count < 1:
-        raise bad_request("You need to upload at least 1 file before commit")
-    updated = tasks.mutate(project["id"], task["id"],
-                           lambda _: {"partial": False, "images_count": count, "size_bytes": size})
-    if updated is None or tasks.is_hidden(updated):
-        raise not_found()
-    return respond(_one(updated))
 
 
 # ------------------------------------------------------------------ actions

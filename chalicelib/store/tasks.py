@@ -22,10 +22,11 @@ POLLER_IDLE_STATUSES = (None, 10, 20)
 
 
 def needs_poller(task: dict) -> bool:
-    """WebODM's get_pending_tasks(): what the poller must visit (partial tasks never)."""
+    """WebODM's get_pending_tasks(): what the poller must visit (partial tasks never),
+    plus committed tasks whose uploaded bodies are not all ingested yet."""
     if task.get("partial"):
         return False
-    if task.get("pending_action") is not None:
+    if task.get("pending_action") is not None or task.get("ingest_pending"):
         return True
     return task.get("status") in POLLER_IDLE_STATUSES and (
         task.get("processing_node") is not None or bool(task.get("auto_processing_node")))
