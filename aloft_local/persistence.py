@@ -51,6 +51,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -599,6 +600,52 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# ---------------------------------------------------------------------------- blob-backed objects
+class BlobBuffer:
+    """Stands in for the in-memory file a moto FakeKey keeps its bytes in, reading them from
+    their blob file instead (opened per read: no file descriptor is held). Objects restored at
+    start, and objects once written to the data folder, are read this way, so moto's memory does
+    not grow with what the folder keeps. moto closes the buffer when the object is overwritten
+    or deleted (`dispose`); the blob itself is removed once that change is durable."""
+
+    def __init__(self, path: Path, size: int, released=None):
+        self.path = path
+        self.size = size
+        self.closed = False
+        self._position = 0
+        self._released = released
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        self._position = {0: 0, 1: self._position, 2: self.size}[whence] + offset
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        with open(self.path, "rb") as blob:
+            blob.seek(self._position)
+            data = blob.read() if size is None or size < 0 else blob.read(size)
+        self._position += len(data)
+        return data
+
+    def write(self, data) -> int:
+        raise io.UnsupportedOperation("a kept object's bytes are read-only")
+
+    def truncate(self, size: int | None = None) -> int:
+        raise io.UnsupportedOperation("a kept object's bytes are read-only")
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self._released is not None:
+                self._released(self)
+
+
 # ---------------------------------------------------------------------------- the recorder
 class _SharedExclusive:
     """Many DynamoDB writers at once, or the flusher alone (writers wait while it waits)."""
@@ -708,13 +755,14 @@ class PersistentStorage:
         self.folder = DataFolder(data_dir)
         self.reset = reset
         self.flush_seconds = flush_seconds
+        self.compact_bytes = int(os.environ.get("ALOFT_COMPACT_BYTES") or COMPACT_MIN_BYTES)
         self.writers = _SharedExclusive()
         self.endpoint: str | None = None
         self.restored: dict[str, Any] = {}
         self.warnings: list[str] = []
         self._mutex = threading.Lock()           # the dirty sets and flags below
-        self._dirty_items: dict[tuple, tuple] = {}  # (table, canonical key) -> key attributes
-        self._dirty_objects: set[tuple[str, str]] = set()  # (bucket, key)
+        self._dirty_items: dict[tuple, bool] = {}  # (table name, canonical key)
+        self._dirty_objects: dict[tuple[str, str], bool] = {}  # (bucket, key) -> a delete was seen
         self._full = False
         self._rescan = False
         self._flush_lock = threading.Lock()      # one flush or snapshot at a time
@@ -725,6 +773,8 @@ class PersistentStorage:
         self._tables: set[tuple] = set()         # what the current snapshot holds
         self._buckets: dict[tuple, dict] = {}    # (account, partition, name) -> config
         self._manifest: dict[tuple, ObjectEntry] = {}  # (account, partition, bucket, key)
+        self._lent: dict[str, BlobBuffer] = {}   # blob -> the buffer moto reads it through
+        self._release_later: set[str] = set()    # superseded blobs moto may still read
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         self._server = None
@@ -733,26 +783,26 @@ class PersistentStorage:
 
     # -------------------------------------------------------------- start / stop
     def start(self, host: str, port: int) -> str:
-        import moto.dynamodb.models  # noqa: F401 - imported before the clock starts
-        import moto.s3.models  # noqa: F401
-        from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequestHandler,
-                                                   create_backend_app)
-        from werkzeug.serving import make_server
-
-        started = time.perf_counter()
         self.folder.lock()
         try:
             if self.reset:
                 self.folder.reset()
+            started = time.perf_counter()
             try:
                 generation, state, self.warnings = self.folder.load()
             except DataDirError as exc:
                 raise DataDirError(f"{exc}. The data folder {self.folder.path} is left as it is: repair "
                                    "or move it away, or start with ALOFT_RESET=1 to empty it") from None
             self.folder.note_owner()
-            loaded = time.perf_counter()
+            read_seconds = time.perf_counter() - started
+            import moto.dynamodb.models  # noqa: F401 - moto's import time is not the restore's
+            import moto.s3.models  # noqa: F401
+            from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequestHandler,
+                                                       create_backend_app)
+            from werkzeug.serving import make_server
+
+            started = time.perf_counter()
             self._restore(state)
-            restored = time.perf_counter()
             self._generation = generation
             items, objects, size = state.counts()
             del state
@@ -760,9 +810,8 @@ class PersistentStorage:
             swept = self.folder.sweep({e.meta["blob"] for e in self._manifest.values()})
             if swept:
                 log.info("removed %d blob file(s) that no record names (writes cut by a hard stop)", swept)
-            self.restored = {"items": items, "objects": objects, "bytes": size,
-                             "read_seconds": loaded - started, "load_seconds": restored - loaded,
-                             "seconds": time.perf_counter() - started}
+            self.restored = {"items": items, "objects": objects, "bytes": size, "read_seconds": read_seconds,
+                             "seconds": read_seconds + time.perf_counter() - started}
             app = Recorder(DomainDispatcherApplication(create_backend_app), self)
             self._server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
         except BaseException:
@@ -789,6 +838,10 @@ class PersistentStorage:
             self._flusher = None
         try:
             self.flush(compact=True)
+            with self._mutex:
+                superseded, self._release_later = self._release_later, set()
+            for blob in superseded:  # nothing reads them any more
+                self.folder.remove_blob(blob)
         finally:
             self._close_log()
             self.folder.unlock()
@@ -863,7 +916,7 @@ class PersistentStorage:
                     self.request_full()
                     return
                 with self._mutex:
-                    self._dirty_objects.update((bucket_name, k) for k in keys)
+                    self._dirty_objects.update(((bucket_name, k), True) for k in keys)
             else:
                 self.request_full()  # bucket configuration
             return
@@ -872,7 +925,8 @@ class PersistentStorage:
         if method == "POST" and "uploads" in query:
             return  # a multipart upload starts: nothing yet
         with self._mutex:
-            self._dirty_objects.add((bucket_name, key))
+            location = (bucket_name, key)
+            self._dirty_objects[location] = self._dirty_objects.get(location, False) or method == "DELETE"
 
     # -------------------------------------------------------------- restore
     def _restore(self, state: State) -> None:
@@ -904,11 +958,12 @@ class PersistentStorage:
                 backend.put_bucket_cors(name, config["cors"])
             self._buckets[(account, partition, name)] = config
             for key, meta in bucket_state["objects"].items():
-                data = (self.folder.blobs / meta["blob"]).read_bytes()
-                fk = backend.put_object(name, key, data, storage=meta.get("storage"), etag=meta["etag"],
+                fk = backend.put_object(name, key, b"", storage=meta.get("storage"), etag=meta["etag"],
                                         encryption=meta.get("encryption"), kms_key_id=meta.get("kms_key_id"),
                                         checksum_value=meta.get("checksum_value"), disable_notification=True)
-                del data
+                if not self._lend(fk, meta["blob"], meta["size"]):  # another moto: bytes in memory
+                    with fk.lock:
+                        fk.value = (self.folder.blobs / meta["blob"]).read_bytes()
                 fk.set_metadata(dict(meta.get("metadata") or {}))
                 fk.last_modified = datetime.fromisoformat(meta["modified"])
                 if meta.get("checksum_algorithm"):
@@ -923,7 +978,7 @@ class PersistentStorage:
         while not self._stop.wait(self.flush_seconds):
             try:
                 self.flush()
-                if self._log_bytes > max(COMPACT_MIN_BYTES, 2 * self._snapshot_bytes):
+                if self._log_bytes > max(self.compact_bytes, 2 * self._snapshot_bytes):
                     self.flush(compact=True)
             except Exception:
                 self.failures += 1
@@ -952,7 +1007,7 @@ class PersistentStorage:
             else:
                 item_records, unknown = self._read_items(dirty_items)
         with self._mutex:
-            dirty_objects, self._dirty_objects = self._dirty_objects, set()
+            dirty_objects, self._dirty_objects = self._dirty_objects, {}
             rescan, self._rescan = self._rescan, False
         if full:
             buckets = {(a, p, name): _bucket_config(bucket) for a, p, backend in _s3_backends()
@@ -965,6 +1020,7 @@ class PersistentStorage:
             self._tables = {key for key, _ in tables}
             self._buckets = buckets
             self._drop_superseded(changes)
+            self._hand_over(changes)
             return False
         changes = self._scan_objects(dirty_objects, rescan)
         unknown_bucket = any(c.location[:3] not in self._buckets for c in changes)
@@ -973,7 +1029,8 @@ class PersistentStorage:
             with self._mutex:  # put them back: the snapshot that follows reads them
                 for key in dirty_items:
                     self._dirty_items.setdefault(key, True)
-                self._dirty_objects.update(dirty_objects)
+                for location, deleted in dirty_objects.items():
+                    self._dirty_objects[location] = self._dirty_objects.get(location, False) or deleted
             return True
         if not item_records and not changes:
             return False
@@ -982,6 +1039,7 @@ class PersistentStorage:
         self._append(records)
         self._apply_changes(changes)
         self._drop_superseded(changes)
+        self._hand_over(changes)
         return False
 
     # -- DynamoDB side (inside the exclusive lock)
@@ -1014,11 +1072,11 @@ class PersistentStorage:
         return tables
 
     # -- S3 side
-    def _scan_objects(self, dirty: set[tuple[str, str]], rescan: bool) -> list["_Change"]:
+    def _scan_objects(self, dirty: dict[tuple[str, str], bool], rescan: bool) -> list["_Change"]:
         if rescan:
             return self._scan_all_objects(self._buckets)
         changes = []
-        for bucket_name, key in dirty:
+        for (bucket_name, key), deleted in dirty.items():
             found = _find_bucket(bucket_name)
             if found is None:
                 continue
@@ -1029,9 +1087,9 @@ class PersistentStorage:
             if fk is None:
                 if entry is not None:
                     changes.append(_Change(location, None, entry))
-                elif not self._rescan:
-                    # Written but not there: deleted since, or a key name we read differently
-                    # from moto. A rescan of every object settles it.
+                elif not deleted and not self._rescan:
+                    # Written, never deleted, yet not there: a key name read differently from
+                    # moto (or a write that failed). A rescan of every object settles it.
                     with self._mutex:
                         self._rescan = True
             elif entry is None or not entry.matches(fk):
@@ -1116,9 +1174,53 @@ class PersistentStorage:
                                                               change.signature)
 
     def _drop_superseded(self, changes: list["_Change"]) -> None:
+        """Remove the blobs that durable records no longer name (later, for one moto still reads)."""
         for change in changes:
-            if change.previous is not None:
-                self.folder.remove_blob(change.previous.meta["blob"])
+            if change.previous is None:
+                continue
+            blob = change.previous.meta["blob"]
+            with self._mutex:
+                buffer = self._lent.get(blob)
+                if buffer is not None and not buffer.closed:
+                    self._release_later.add(blob)
+                    continue
+            self.folder.remove_blob(blob)
+
+    def _lend(self, fk, blob: str, size: int) -> bool:
+        """Make moto read `fk`'s bytes from `blob` (dropping its own copy); False when this moto's
+        FakeKey does not look as expected."""
+        if not isinstance(getattr(fk, "_value_buffer", None), (tempfile.SpooledTemporaryFile, io.IOBase)) \
+                or not hasattr(fk, "contentsize"):
+            return False
+        buffer = BlobBuffer(self.folder.blobs / blob, size, self._released)
+        buffer.blob = blob
+        with fk.lock:
+            if fk.disposed or fk.contentsize not in (0, size):
+                return False
+            with self._mutex:
+                self._lent[blob] = buffer
+            previous, fk._value_buffer = fk._value_buffer, buffer
+            fk.contentsize = size
+        previous.close()
+        return True
+
+    def _hand_over(self, changes: list["_Change"]) -> None:
+        for change in changes:
+            if change.fk is not None and change.blob is not None and not change.fk.disposed:
+                with change.fk.lock:
+                    lent = isinstance(change.fk._value_buffer, BlobBuffer)
+                if not lent:
+                    self._lend(change.fk, change.blob, change.meta["size"])
+
+    def _released(self, buffer: BlobBuffer) -> None:
+        """moto closed a blob-backed object (overwritten, deleted): its blob may go once the
+        change is durable (now, if it already is)."""
+        with self._mutex:
+            self._lent.pop(buffer.blob, None)
+            later = buffer.blob in self._release_later
+            self._release_later.discard(buffer.blob)
+        if later:
+            self.folder.remove_blob(buffer.blob)
 
     # -- files
     def _append(self, records: list[dict]) -> None:
