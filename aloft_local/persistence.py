@@ -42,6 +42,7 @@ than CORS, DynamoDB streams' records, backups; and anything of other AWS service
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import errno
 import fcntl
@@ -592,12 +593,16 @@ class DataFolder:
         return removed
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def _fsync_path(path: Path) -> None:
+    """fsync a file's data (written through another descriptor) or a folder's entries."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_fsync_dir = _fsync_path
 
 
 # ---------------------------------------------------------------------------- blob-backed objects
@@ -975,7 +980,10 @@ class PersistentStorage:
 
     # -------------------------------------------------------------- flushing
     def _flush_loop(self) -> None:
-        while not self._stop.wait(self.flush_seconds):
+        """A flush every flush_seconds, start to start (at once after a flush that took longer)."""
+        next_flush = time.monotonic() + self.flush_seconds
+        while not self._stop.wait(max(0.0, next_flush - time.monotonic())):
+            next_flush = time.monotonic() + self.flush_seconds
             try:
                 self.flush()
                 if self._log_bytes > max(self.compact_bytes, 2 * self._snapshot_bytes):
@@ -1137,10 +1145,14 @@ class PersistentStorage:
                         break
             else:
                 raise OSError(f"s3://{change.location[2]}/{change.location[3]} kept changing while copied")
-        for directory in directories:
-            _fsync_dir(directory)
-        if directories:
-            _fsync_dir(self.folder.blobs)
+        # fsync the new blobs and their folders concurrently: the disk sees them together.
+        paths = [self.folder.blobs / c.blob for c in changes if c.fk is not None and c.blob]
+        paths += sorted(directories) + ([self.folder.blobs] if directories else [])
+        if len(paths) > 1:
+            with concurrent.futures.ThreadPoolExecutor(min(8, len(paths))) as pool:
+                list(pool.map(_fsync_path, paths))
+        elif paths:
+            _fsync_path(paths[0])
 
     @staticmethod
     def _copy_object(fk, path: Path) -> None:
@@ -1160,8 +1172,6 @@ class PersistentStorage:
                         break
                     out.write(chunk)
                     written += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
         if written != size:
             raise ValueError(f"object changed while copied ({written} of {size} bytes)")
 
