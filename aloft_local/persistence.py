@@ -14,10 +14,10 @@ and a generation number (a log belongs to the snapshot of its generation).
 
 How changes are found. After each DynamoDB write request (PutItem, UpdateItem, DeleteItem,
 BatchWriteItem, TransactWriteItems) the recorder notes the keys it named; after each S3 write
-(PUT or POST on an object, DELETE, POST ?delete), the objects. A flusher thread wakes every
-FLUSH_SECONDS, reads the *current* state of what was noted from moto's in-process backends, writes
-new object bytes to blob files (fsynced), then appends one line holding every record of the batch
-(fsynced). Reading current state rather than requests keeps concurrent writers in order; DynamoDB
+(PUT or POST on an object, DELETE, POST ?delete; presigned PUTs from clients too), the objects.
+A flusher thread, every FLUSH_SECONDS (start to start), reads the *current* state of what was
+noted from moto's in-process backends, writes new object bytes to blob files (fsynced together),
+then appends one line holding every record of the batch (fsynced). Reading current state rather than requests keeps concurrent writers in order; DynamoDB
 writers and the flusher's read exclude each other (a shared/exclusive lock), so a transaction's
 items always land in the same line, and DynamoDB is read before S3, so an item never lands
 before an object that was written before it. A request that changes anything else (CreateTable,
@@ -26,9 +26,16 @@ full snapshot instead.
 
 A snapshot is written to a temporary file, fsynced and renamed, then the log restarts at the new
 generation. That happens at start (after the data is loaded into moto), at a clean stop, and
-whenever the log outgrows max(COMPACT_MIN_BYTES, 2 x the snapshot). An overwritten or deleted
-object's old blob is removed only once the record that replaces it is durable; blobs that no
-record names (a kill -9 between a blob and its record) are removed after the next start.
+whenever the log outgrows max(ALOFT_COMPACT_BYTES (COMPACT_MIN_BYTES), 2 x the snapshot). An
+overwritten or deleted object's old blob is removed only once the record that replaces it is
+durable (and moto no longer reads it); blobs that no record names (a kill -9 between a blob and
+its record) are removed after the next start.
+
+Objects are never loaded into memory at start: moto's FakeKey reads its bytes through a
+BlobBuffer on the blob file, and an object written during the session is switched to its blob
+once that is durable. So a restart takes the same time with 10 MB or 10 GB of images, and moto's
+memory does not grow with what the folder keeps (this relies on FakeKey's `_value_buffer`, which
+moto 5.2.5 has; a moto without it gets the bytes in memory instead).
 
 What a start refuses (the folder is left as it was, the process exits non-zero): an unknown format
 or version, a checksum or parse failure anywhere but in the log's last line, a log without a
