@@ -8,20 +8,44 @@ import sys
 import threading
 
 
+def _print_data_banner(storage) -> None:
+    if storage is None:
+        print("  data: kept by that endpoint; nothing is stored locally", flush=True)
+        return
+    restored = storage.restored
+    if storage.reset:
+        what = "ALOFT_RESET=1: started empty"
+    elif restored["items"] or restored["objects"]:
+        what = (f"restored {restored['items']} items and {restored['objects']} objects "
+                f"({restored['bytes'] / 1e6:.1f} MB) in {restored['seconds']:.1f} s")
+    else:
+        what = "empty"
+    print(f"  data: {storage.folder.path} ({what}; kept across restarts, ALOFT_RESET=1 starts empty)",
+          flush=True)
+    for warning in storage.warnings:
+        print(f"  warning: {warning}", flush=True)
+
+
 def main() -> int:
     logging.basicConfig(level=os.environ.get("ALOFT_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("werkzeug", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from .persistence import DataDirError
     from .stack import LocalStack
 
     stack = LocalStack(port=int(os.environ.get("PORT") or 8000),
                        host=os.environ.get("HOST") or "127.0.0.1",
                        poll_seconds=float(os.environ.get("ALOFT_POLL_SECONDS") or 5))
-    stack.start()
+    try:
+        stack.start()
+    except DataDirError as exc:
+        print(f"Aloft local stack not started: {exc}", file=sys.stderr, flush=True)
+        return 2
     username, password, created = stack.admin
     print(f"Aloft local stack: API on {stack.url}/api/ (poller every {stack.poll_seconds:g} s)", flush=True)
     print(f"  storage: {stack.endpoint}", flush=True)
+    _print_data_banner(stack.storage)
     if created:
         print(f"  superuser: {username} / {password}", flush=True)
     else:
@@ -36,6 +60,8 @@ def main() -> int:
         pass
     print("Stopping...", flush=True)
     stack.stop()
+    if stack.storage:
+        print(f"Data kept in {stack.storage.folder.path}", flush=True)
     return 0
 
 

@@ -40,7 +40,7 @@ class LocalStack:
         self.host = host
         self.poll_seconds = poll_seconds
         self.endpoint: str | None = None
-        self.moto = None
+        self.storage = None  # persistence.PersistentStorage: moto and its data folder
         self.gateway: LocalGateway | None = None
         self.admin: tuple[str, str, bool] | None = None
         self._stop = threading.Event()
@@ -48,17 +48,18 @@ class LocalStack:
 
     # ------------------------------------------------------------ setup
     def _start_storage(self) -> None:
+        """The external endpoint, or the embedded moto with its data folder (restored first).
+        Raises persistence.DataDirError when the data folder must not be used."""
         if any(os.environ.get(v) for v in _ENDPOINT_VARS):
             self.endpoint = ", ".join(f"{v}={os.environ[v]}" for v in _ENDPOINT_VARS if os.environ.get(v))
             return
-        from moto.server import ThreadedMotoServer
+        from .persistence import PersistentStorage, default_data_dir, reset_requested
 
         port = int(os.environ.get("ALOFT_MOTO_PORT") or DEFAULT_MOTO_PORT)
         if not _port_free(port):
             port = _free_port()
-        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        self.moto.start()
-        os.environ["AWS_ENDPOINT_URL"] = self.endpoint = f"http://127.0.0.1:{port}"
+        self.storage = PersistentStorage(default_data_dir(), reset=reset_requested())
+        os.environ["AWS_ENDPOINT_URL"] = self.endpoint = self.storage.start("127.0.0.1", port)
 
     def _configure_environment(self) -> None:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -109,8 +110,8 @@ class LocalStack:
             self.gateway.close()
         if self._poller_thread:
             self._poller_thread.join(timeout=30)
-        if self.moto:
-            self.moto.stop()
+        if self.storage:
+            self.storage.stop()  # the last writes, a fresh snapshot, the folder's lock released
 
     @property
     def url(self) -> str:

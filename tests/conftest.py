@@ -224,21 +224,35 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class StackProcess:
-    """`python -m aloft_local` (what `make run` starts) as a child process."""
+def stack_environment(port: int, data_dir: Path, **env) -> dict:
+    """The environment of `python -m aloft_local` in tests: none of the developer's ALOFT_ or AWS_
+    settings, its own ports, and its own data folder (never the checkout's .aloft/)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ALOFT_", "AWS_"))}
+    clean.update({"PORT": str(port), "ALOFT_MOTO_PORT": str(free_port()), "ALOFT_POLL_SECONDS": "1",
+                  "PYTHONUNBUFFERED": "1", "ALOFT_DATA_DIR": str(data_dir)})
+    clean.update({k: str(v) for k, v in env.items()})
+    return clean
 
-    def __init__(self, **env):
+
+class StackProcess:
+    """`python -m aloft_local` (what `make run` starts) as a child process.
+
+    Each stack keeps its data in a new temporary folder, unless given `data_dir` (to start a stack
+    again on the data of a stopped one: `stack_process(data_dir=first.data_dir)`)."""
+
+    def __init__(self, data_dir: Path | None = None, **env):
         import subprocess
         import sys
+        import tempfile
 
         self.port = free_port()
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("ALOFT_", "AWS_"))}
-        clean.update({"PORT": str(self.port), "ALOFT_MOTO_PORT": str(free_port()),
-                      "ALOFT_POLL_SECONDS": "1", "PYTHONUNBUFFERED": "1"})
-        clean.update({k: str(v) for k, v in env.items()})
-        self.process = subprocess.Popen([sys.executable, "-m", "aloft_local"], cwd=ROOT, env=clean,
+        self.owns_data_dir = data_dir is None
+        self.data_dir = Path(tempfile.mkdtemp(prefix="aloft-data-")) if data_dir is None else Path(data_dir)
+        self.process = subprocess.Popen([sys.executable, "-m", "aloft_local"], cwd=ROOT,
+                                        env=stack_environment(self.port, self.data_dir, **env),
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.banner: list[str] = []
+        self.output: list[str] = []
         self.url = f"http://127.0.0.1:{self.port}"
         self.storage_url = None
         for line in self.process.stdout:
@@ -248,35 +262,68 @@ class StackProcess:
             if "Ctrl-C" in line:
                 break
         else:
+            self.process.wait()
+            if self.owns_data_dir:
+                import shutil
+
+                shutil.rmtree(self.data_dir, ignore_errors=True)
             raise RuntimeError("local stack did not start:\n" + "\n".join(self.banner))
         import threading
 
-        threading.Thread(target=self._drain, daemon=True).start()
+        self._drained = threading.Thread(target=self._drain, daemon=True)
+        self._drained.start()
 
     def _drain(self):
-        for _ in self.process.stdout:
-            pass
+        for line in self.process.stdout:
+            self.output.append(line.rstrip())
 
-    def stop(self):
-        self.process.terminate()
+    def _end(self, sig, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
         try:
-            self.process.wait(timeout=20)
+            code = self.process.wait(timeout=timeout)
         except Exception:
             self.process.kill()
+            code = self.process.wait()
+        self._drained.join(timeout=5)
+        return code
+
+    def stop(self) -> int:
+        """SIGTERM, as `docker stop` or systemd would; the exit code."""
+        import signal
+
+        return self._end(signal.SIGTERM)
+
+    def interrupt(self) -> int:
+        """SIGINT, as Ctrl-C does; the exit code."""
+        import signal
+
+        return self._end(signal.SIGINT)
+
+    def kill(self) -> int:
+        """SIGKILL (kill -9): no chance to write anything more."""
+        import signal
+
+        return self._end(signal.SIGKILL)
 
 
 @pytest.fixture
 def stack_process():
+    import shutil
+
     started: list[StackProcess] = []
 
-    def start(**env) -> StackProcess:
-        stack = StackProcess(**env)
+    def start(data_dir: Path | None = None, **env) -> StackProcess:
+        stack = StackProcess(data_dir, **env)
         started.append(stack)
         return stack
 
     yield start
     for stack in reversed(started):
         stack.stop()
+    for stack in started:
+        if stack.owns_data_dir:
+            shutil.rmtree(stack.data_dir, ignore_errors=True)
 
 
 @pytest.fixture

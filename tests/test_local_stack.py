@@ -28,6 +28,8 @@ def test_two_stacks_on_one_endpoint_share_data(stack_process):
     second = stack_process(AWS_ENDPOINT_URL=first.storage_url, ALOFT_ADMIN_USERNAME="boss",
                            ALOFT_ADMIN_PASSWORD="second-pw")
     assert any("already exists" in line for line in second.banner)
+    assert any("nothing is stored locally" in line for line in second.banner), second.banner
+    assert not (second.data_dir / "snapshot").exists()
     token = login(first.url, "boss", "first-pw")  # the existing user was left alone
     assert requests.post(f"{second.url}/api/token-auth/",
                          data={"username": "boss", "password": "second-pw"}).status_code == 400
