@@ -110,11 +110,39 @@ class Reply:
         return json.loads(self.body) if self.body else None
 
 
+def limits_response_bytes() -> int:
+    from chalicelib import limits
+
+    return limits.LAMBDA_MAX_RESPONSE_BYTES
+
+
 class Api:
-    """HTTP through chalice.test.Client with requests-style arguments (json=, data=, files=)."""
+    """HTTP through chalice.test.Client with requests-style arguments (json=, data=, files=).
+
+    The test client calls the app directly, so it also refuses what API Gateway and Lambda
+    would (the same numbers as the local gateway): a test cannot pass here with a request or
+    an answer a deployment would refuse. Tests of the gateway itself use `live`."""
 
     def __init__(self, client):
         self._client = client
+
+    @staticmethod
+    def _aws_refusal(method: str, path: str, headers: dict, body: bytes) -> Reply | None:
+        import base64
+
+        from aloft_local.apigateway import content_type_matches
+        from app import app
+        from chalicelib import limits
+
+        if len(body) > limits.API_GATEWAY_MAX_BODY_BYTES:
+            return Reply(413, {"Content-Type": "text/plain"},
+                         f"HTTP content length exceeded {limits.API_GATEWAY_MAX_BODY_BYTES} bytes.".encode())
+        content_type = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+        in_event = base64.b64encode(body) if content_type_matches(content_type, app.api.binary_types) else body
+        event_bytes = len(in_event) + len(json.dumps(headers)) * 2 + len(path) * 3 + 1024  # the event's own JSON
+        if event_bytes > limits.LAMBDA_MAX_EVENT_BYTES:
+            return Reply(413, {"Content-Type": "application/json"}, b'{"message": "Request Too Long"}')
+        return None
 
     def request(self, method: str, path: str, *, token: str | None = None, json: Any = None,
                 data: Any = None, files: Any = None, headers: dict | None = None,
@@ -129,7 +157,12 @@ class Api:
         if isinstance(body, str):
             body = body.encode()
         url = prepared.url.removeprefix("http://testserver")
+        refused = self._aws_refusal(method, url, sent_headers, body)
+        if refused is not None:
+            return refused
         response = self._client.http.request(method, url, headers=sent_headers, body=body)
+        if len(response.body or b"") > limits_response_bytes():
+            return Reply(502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
         return Reply(response.status_code, dict(response.headers), response.body)
 
     def poll(self) -> dict:

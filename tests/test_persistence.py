@@ -108,7 +108,7 @@ def presigned_task(stack, headers, project_id: int, images: dict[str, bytes]) ->
     base = f"{stack.url}/api/projects/{project_id}/tasks/"
     task = requests.post(base, headers=headers, json={"partial": True}).json()
     spec = {"files": [{"name": n, "size": len(c)} for n, c in images.items()]}
-    uploads = requests.post(f"{base}{task['id']}/upload/", headers=headers, json=spec).json()["uploads"]
+    uploads = requests.post(f"{base}{task['id']}/presign/", headers=headers, json=spec).json()["uploads"]
     for upload in uploads:
         assert requests.put(upload["url"], data=images[upload["name"]], headers=upload["headers"]).ok
     committed = requests.post(f"{base}{task['id']}/commit/", headers=headers)
