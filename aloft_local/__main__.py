@@ -53,11 +53,11 @@ def main() -> int:
     print("  Ctrl-C to stop.", flush=True)
 
     stopped = threading.Event()
+    # Both set explicitly: a shell that starts `make run` in the background hands it SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt.
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        stopped.wait()
-    except KeyboardInterrupt:
-        pass
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    stopped.wait()
     print("Stopping...", flush=True)
     stack.stop()
     if stack.storage:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import struct
 import sys
 import traceback
@@ -92,6 +93,9 @@ def serve(app_spec: str, requests, replies) -> None:
 
 
 def main() -> None:
+    # Ctrl-C in `make run`'s terminal reaches the whole process group: the stack stops its
+    # containers itself (a container also ends when its pipe closes).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     app_spec, read_fd, write_fd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     sys.path.insert(0, os.getcwd())
     with os.fdopen(read_fd, "rb", buffering=0) as requests, os.fdopen(write_fd, "wb") as replies:

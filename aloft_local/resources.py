@@ -79,7 +79,26 @@ def create_resources(prefix: str, dynamodb, s3, template: dict | None = None) ->
                 pass
             if "CorsConfiguration" in properties:
                 s3.put_bucket_cors(Bucket=name, CORSConfiguration=_s3_cors(properties["CorsConfiguration"]))
+        elif kind == "table":
+            _add_missing_indexes(dynamodb, name, properties)
     for name in env.values():
         if by_name[name][0] == "table":
             dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
     return env
+
+
+def _add_missing_indexes(dynamodb, name: str, properties: dict) -> None:
+    """A table kept from an earlier run gets the global secondary indexes the template
+    added since, as a CloudFormation update would give the deployed table."""
+    wanted = {index["IndexName"]: index for index in properties.get("GlobalSecondaryIndexes", [])}
+    present = {index["IndexName"] for index in
+               dynamodb.describe_table(TableName=name)["Table"].get("GlobalSecondaryIndexes", [])}
+    for index_name, index in wanted.items():
+        if index_name in present:
+            continue
+        key_names = {part["AttributeName"] for part in index["KeySchema"]}
+        dynamodb.update_table(
+            TableName=name,
+            AttributeDefinitions=[a for a in properties["AttributeDefinitions"] if a["AttributeName"] in key_names],
+            GlobalSecondaryIndexUpdates=[{"Create": {k: v for k, v in index.items()
+                                                     if k in ("IndexName", "KeySchema", "Projection")}}])

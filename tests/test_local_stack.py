@@ -37,3 +37,29 @@ def test_two_stacks_on_one_endpoint_share_data(stack_process):
     made = requests.post(f"{first.url}/api/projects/", headers=headers, json={"name": "shared"}).json()
     seen = requests.get(f"{second.url}/api/projects/{made['id']}/", headers=headers)
     assert seen.status_code == 200 and seen.json()["name"] == "shared"
+
+
+def test_a_kept_table_gains_the_indexes_the_template_added():
+    """A data folder from an earlier version keeps its tables; at start they get the global
+    secondary indexes added to infra/resources.json since, as a stack update would on AWS."""
+    import boto3
+    from moto import mock_aws
+
+    from aloft_local.resources import create_resources, load_template
+
+    template = load_template()
+    tasks = template["Resources"]["TasksTable"]["Properties"]
+    with mock_aws():
+        dynamodb, s3 = boto3.client("dynamodb"), boto3.client("s3")
+        dynamodb.create_table(TableName="old-TasksTable", BillingMode="PAY_PER_REQUEST",
+                              AttributeDefinitions=[a for a in tasks["AttributeDefinitions"]
+                                                    if a["AttributeName"] in ("project_id", "id")],
+                              KeySchema=tasks["KeySchema"])
+        dynamodb.put_item(TableName="old-TasksTable", Item={
+            "project_id": {"N": "1"}, "id": {"S": "t1"}, "active": {"S": "1"}, "created_at": {"S": "2026"}})
+        create_resources("old", dynamodb, s3, template)
+        indexes = dynamodb.describe_table(TableName="old-TasksTable")["Table"]["GlobalSecondaryIndexes"]
+        assert [i["IndexName"] for i in indexes] == ["active-tasks"]
+        found = dynamodb.query(TableName="old-TasksTable", IndexName="active-tasks",
+                               KeyConditionExpression="active = :a", ExpressionAttributeValues={":a": {"S": "1"}})
+        assert [item["id"]["S"] for item in found["Items"]] == ["t1"]
