@@ -310,7 +310,6 @@ class LocalGateway(ThreadingHTTPServer):
 
     # ------------------------------------------------------------------ service integrations
     def service_integration(self, integration, event: dict, body: bytes) -> GatewayResponse:
-        api = self.api
         context: dict[str, str] = {"requestId": event["requestContext"]["requestId"],
                                    "requestTimeEpoch": str(event["requestContext"]["requestTimeEpoch"])}
         if integration.authorizer:

@@ -30,7 +30,8 @@ import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .s3stream import COPY_CHUNK, MiB, S3MultipartWriter, S3RangeReader, S3_MAX_PARTS
+from .paths import safe_relative_path
+from .s3stream import COPY_CHUNK, MiB, S3_MAX_PARTS, S3MultipartWriter, S3RangeReader, delete_keys, iter_objects
 
 logger = logging.getLogger(__name__)
 
@@ -182,20 +183,6 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError,
                NotImplementedError, struct.error, ValueError)
 
 
-def _safe_member_path(name: str) -> str | None:
-    """A clean relative path for a zip member name, or None if the name is unsafe
-    (absolute, `..`/`.`/empty components, backslashes, control characters)."""
-    if not name or name.startswith("/") or "\\" in name:
-        return None
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        return None
-    is_dir = name.endswith("/")
-    parts = name[:-1].split("/") if is_dir else name.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        return None
-    return "/".join(parts) + ("/" if is_dir else "")
-
-
 def _plan_members(infos: list[zipfile.ZipInfo], key_prefix: str
                   ) -> tuple[list[tuple[str, zipfile.ZipInfo]], list[str]]:
     """[(relative path, info)] of the files to extract, in archive order, after
@@ -203,7 +190,7 @@ def _plan_members(infos: list[zipfile.ZipInfo], key_prefix: str
     entries: list[tuple[str, zipfile.ZipInfo]] = []
     skipped: list[str] = []
     for info in infos:
-        path = _safe_member_path(info.filename)
+        path = safe_relative_path(info.filename)
         if path is None:
             skipped.append(info.filename)
             continue
@@ -290,24 +277,6 @@ class _BoundedUploader:
         for fut in pending:
             fut.cancel()
         self._pool.shutdown(wait=True)
-
-
-def _list_task_objects(s3_client, bucket: str, prefix: str):
-    paginator = s3_client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        yield from page.get("Contents", ())
-
-
-def _delete_keys(s3_client, bucket: str, keys: list[str]) -> None:
-    for i in range(0, len(keys), 1000):
-        batch = keys[i:i + 1000]
-        resp = s3_client.delete_objects(
-            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
-        errors = resp.get("Errors") or []
-        if errors:
-            first = errors[0]
-            raise OSError(f"could not delete {len(errors)} stale asset(s), e.g. "
-                          f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}")
 
 
 def _open_zip(reader: S3RangeReader) -> zipfile.ZipFile:
@@ -550,7 +519,7 @@ def extract_assets(s3_client, bucket: str, task_prefix: str, *, max_workers: int
     stale: list[str] = []
     images_bytes = 0
     zip_seen = False
-    for obj in _list_task_objects(s3_client, bucket, prefix):
+    for obj in iter_objects(s3_client, bucket, prefix):
         key = obj["Key"]
         if key.startswith(assets_prefix) or key.startswith(zips_prefix):
             stale.append(key)
@@ -559,7 +528,7 @@ def extract_assets(s3_client, bucket: str, task_prefix: str, *, max_workers: int
         elif key == zip_key:
             zip_seen = True
     if stale:
-        _delete_keys(s3_client, bucket, stale)
+        delete_keys(s3_client, bucket, stale)
     if not zip_seen:
         raise InvalidZipError(f"s3://{bucket}/{zip_key} does not exist")
 

@@ -428,3 +428,37 @@ def copy_stream_to_s3(s3_client, fileobj, bucket: str, key: str,
                 break
             writer.write(chunk)
     return writer.tell()
+
+
+def iter_objects(s3_client, bucket: str, prefix: str):
+    """Every object under `prefix` (ListObjectsV2 pages of 1,000), in key order."""
+    paginator = s3_client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        yield from page.get("Contents", ())
+
+
+def delete_keys(s3_client, bucket: str, keys) -> int:
+    """Delete these keys, 1,000 per request; returns how many. Raises OSError naming the
+    first key S3 could not delete."""
+    deleted = 0
+    batch: list[str] = []
+
+    def flush() -> None:
+        nonlocal deleted
+        reply = s3_client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch],
+                                                                "Quiet": True})
+        errors = reply.get("Errors") or []
+        if errors:
+            first = errors[0]
+            raise OSError(f"could not delete {len(errors)} object(s), e.g. "
+                          f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}")
+        deleted += len(batch)
+        batch.clear()
+
+    for key in keys:
+        batch.append(key)
+        if len(batch) == 1000:
+            flush()
+    if batch:
+        flush()
+    return deleted

@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
 from . import aws
 from .config import settings
+from .paths import safe_filename
+from .s3stream import delete_keys, iter_objects
 
-MAX_NAME_BYTES = 200
 SINGLE_PUT_LIMIT = 5 * 1024**3
 
 
@@ -40,22 +40,6 @@ def image_key(task_id: str, name: str) -> str:
 
 def _chunks_prefix(task_id: str, upload_id: str) -> str:
     return f"chunks/{task_id}/{upload_id}/"
-
-
-def safe_filename(name: str) -> str:
-    """A file name that is safe as an S3 key part and on a node: no directories,
-    no traversal, no control or format characters, bounded length."""
-    name = (name or "").replace("\\", "/").split("/")[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
-    name = unicodedata.normalize("NFC", name).strip().lstrip(".")
-    if not name:
-        name = "file"
-    stem, ext = os.path.splitext(name)
-    if len(ext.encode()) > 20:
-        stem, ext = name, ""
-    while len((stem + ext).encode()) > MAX_NAME_BYTES:
-        stem = stem[:-1]
-    return stem + ext
 
 
 def _numbered(name: str, n: int) -> str:
@@ -86,9 +70,7 @@ def list_images(task_id: str) -> list[StoredObject]:
 
 
 def _list(prefix: str) -> Iterator[dict]:
-    paginator = aws.s3().get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=_bucket(), Prefix=prefix):
-        yield from page.get("Contents", [])
+    return iter_objects(aws.s3(), _bucket(), prefix)
 
 
 def _md5(stream: BinaryIO) -> str:
@@ -183,19 +165,7 @@ def open_object(key: str):
 
 def delete_prefix(prefix: str) -> int:
     """Delete every object under a prefix (1000 per request); returns how many."""
-    client = aws.s3()
-    deleted = 0
-    batch: list[dict] = []
-    for obj in _list(prefix):
-        batch.append({"Key": obj["Key"]})
-        if len(batch) == 1000:
-            client.delete_objects(Bucket=_bucket(), Delete={"Objects": batch, "Quiet": True})
-            deleted += len(batch)
-            batch = []
-    if batch:
-        client.delete_objects(Bucket=_bucket(), Delete={"Objects": batch, "Quiet": True})
-        deleted += len(batch)
-    return deleted
+    return delete_keys(aws.s3(), _bucket(), (obj["Key"] for obj in _list(prefix)))
 
 
 def delete_task_objects(task_id: str) -> None:

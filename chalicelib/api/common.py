@@ -15,7 +15,7 @@ from chalice import Response
 from ..access import MAX_ID, int_id, task_for
 from ..auth import authenticate, require_user
 from ..errors import (ApiError, AuthenticationFailed, DomainError, InvalidInput, NotFound, PermissionDenied,
-                      bad_request, not_found)
+                      bad_request)
 from ..forms import UploadedFile, parse_multipart
 
 BODY_CONTENT_TYPES = ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"]

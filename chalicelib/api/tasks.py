@@ -13,9 +13,10 @@ import uuid as uuid_lib
 from chalice import Blueprint, Response
 
 from .. import access, permissions, storage, uploads
-from ..apidoc import CONSOLE, INT, INVALID, NO_CONTENT, ORDERING, REDIRECT, STR, Param, doc
+from ..apidoc import CONSOLE, INT, NO_CONTENT, ORDERING, REDIRECT, STR, Param, doc
 from ..errors import ApiError, bad_request, field_error, forbidden, not_found, validate
 from ..models import OutputJson, PendingAction, StatusCode, Success, TaskOut, TaskWrite, utcnow
+from ..paths import safe_filename, safe_relative_path
 from ..removal import remove_task
 from ..store import nodes as node_store
 from ..store import output, projects, tasks
@@ -338,19 +339,10 @@ def download_asset(project_id, task_id, asset):
     key = asset_key(storage.task_prefix(task["id"]), asset)
     if key is None or asset not in (task.get("available_assets") or []):
         raise not_found(ASSET_MISSING)
-    filename = storage.safe_filename(query["filename"]) if query.get("filename") else \
+    filename = safe_filename(query["filename"]) if query.get("filename") else \
         download_filename(task.get("name"), asset)
     kind = "inline" if "inline" in query else "attachment"
     return _redirect(storage.presign_get(key, _disposition(kind, filename), content_type_for(asset)))
-
-
-def _asset_path(raw: str) -> str | None:
-    parts = raw.split("/")
-    if not raw or raw.startswith("/") or "\\" in raw or any(p in ("", ".", "..") for p in parts):
-        return None
-    if any(unicodedata.category(ch)[0] == "C" for ch in raw):
-        return None
-    return raw
 
 
 @bp.route(ONE + "/assets/{asset_path+}", methods=["GET"], content_types=BODY_CONTENT_TYPES)
@@ -360,7 +352,7 @@ def raw_asset(project_id, task_id):
     from ..assets import content_type_for
 
     task = _readable(project_id, task_id)
-    path = _asset_path((bp.current_request.uri_params or {}).get("asset_path", ""))
+    path = safe_relative_path((bp.current_request.uri_params or {}).get("asset_path", ""), allow_directory=False)
     key = f"{storage.task_prefix(task['id'])}assets/{path}" if path else None
     if key is None or storage.object_size(key) is None:
         raise not_found(ASSET_MISSING)
