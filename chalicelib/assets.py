@@ -8,7 +8,7 @@ Layout of one task in the bucket (`task_prefix` = ``tasks/<task id>/``):
   single-file downloads)
 - ``zips/<name>``    the folder assets (``textured_model.zip``, ``*_tiles.zip``, ...)
 
-`extract_assets` is WebODM's ``extract_assets_and_complete`` (webodm-api.md §7.6) minus
+`extract_assets` is WebODM's ``extract_assets_and_complete`` (`app/models/task.py`) minus
 the raster work: it streams all.zip out of S3 with ranged reads, never holding a whole
 file or folder in memory. Folder zips are built by copying each member's compressed
 bytes as they are in all.zip (no decompress/recompress); their CRCs were verified while
@@ -73,7 +73,7 @@ class AssetSpec:
         return "all"
 
 
-# WebODM's Task.ASSETS_MAP, in its order (webodm-api.md §3.11).
+# WebODM's Task.ASSETS_MAP, in its order (`app/models/task.py`).
 ASSETS: tuple[AssetSpec, ...] = (
     AssetSpec("all.zip"),
     AssetSpec("orthophoto.tif", path="odm_orthophoto/odm_orthophoto.tif"),

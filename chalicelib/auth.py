@@ -1,6 +1,6 @@
 """Passwords, JWTs and finding the caller of a request.
 
-WebODM semantics (webodm-api.md §0.2): `Authorization: JWT <token>` or `?jwt=`,
+WebODM semantics (its `app/api/authentication.py` and djangorestframework-jwt settings): `Authorization: JWT <token>` or `?jwt=`,
 HS256 tokens carrying user_id/username/email/exp, HTTP Basic as a fallback, and
 403 (never 401) with DRF's messages when credentials are missing or bad.
 Passwords are PBKDF2-SHA256 with a per-user salt, in Django's string format.

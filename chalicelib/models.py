@@ -243,7 +243,7 @@ JsonObject = Annotated[dict, BeforeValidator(storable), BeforeValidator(_json_si
 
 
 class TaskWrite(Request):
-    """Writable task fields (webodm-api.md §3.1); progress fields and `uuid` are read-only."""
+    """Writable task fields (WebODM's TaskSerializer); progress fields and `uuid` are read-only."""
     name: Optional[Annotated[str, StringConstraints(max_length=255)]] = None
     processing_node: Optional[int] = None
     auto_processing_node: bool = True

@@ -8,7 +8,7 @@ Errors are typed so the poller can tell "node unreachable, retry later" (NodeCon
 Unlike pyodm: the token is built into each request's own query (no shared mutable default that
 leaks it to other nodes), uploads are one file per request with a timeout and no worker queue
 that can hang, and a task without a ``name`` does not crash the parser.
-See ../shared/nodeodm-api.md (the team notes beside this repository).
+The protocol is NodeODM's REST API (its `docs/index.adoc` and `libs/` routes), as PyODM speaks it.
 """
 from __future__ import annotations
 

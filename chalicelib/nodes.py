@@ -1,6 +1,6 @@
 """Processing nodes as a service: liveness, info refresh, selection and the public shape.
 
-Used by the API (chalicelib/api/nodes.py) and by the poller. webodm-api.md §4, §7.4, §7.9:
+Used by the API (chalicelib/api/nodes.py) and by the poller. WebODM's `nodeodm/models.py` (ProcessingNode) and `app/api/processingnodes.py`:
 a node is online while its last successful `/info` + `/options` round trip is younger than
 `ALOFT_NODE_OFFLINE_SECONDS` (300 s); a failed refresh stores nothing, so the node simply
 ages out.
@@ -106,7 +106,7 @@ def refresh_all(nodes: list[dict], timeout: float = REFRESH_TIMEOUT,
 
 
 def node_out(node: dict, now: datetime | None = None) -> dict:
-    """The public representation (webodm-api.md §4.1), without the token."""
+    """The public representation (WebODM's ProcessingNodeSerializer), without the token."""
     options = node.get("available_options")
     return NodeOut(
         id=node["id"], hostname=node["hostname"], port=node["port"], label=display_name(node),
@@ -124,7 +124,7 @@ def _options(node: dict) -> list[dict]:
 
 
 def common_options(nodes: list[dict], now: datetime | None = None) -> list[dict]:
-    """Options every online node has (webodm-api.md §4.4), as the first such node lists them.
+    """Options every online node has (WebODM's `/api/processingnodes/options/`), as the first such node lists them.
 
     Starts from the first online node with a non-empty list; every later online node removes
     the options it lacks (an online node with no options at all removes every option).

@@ -6,7 +6,7 @@ poller at a time per task) and every write is conditional on the task's version
 and on still holding the lease, so overlapping cycles, a killed Lambda or a node
 that vanishes never submit a task twice, lose a status or resurrect a removed task.
 
-The step for a task (design.md "One task, one step at a time"):
+The step for a task (README, How it works):
   pending REMOVE / CANCEL / RESTART → carry it out;
   no node and automatic assignment → pick a node, then submit;
   node but nothing committed there → init, upload images streamed from S3, commit;

@@ -1,7 +1,7 @@
 """Shared fixtures: moto-backed AWS, the Chalice test client, users and tokens.
 
 Environment is set before anything imports boto3 or the app, so every client is
-created lazily under moto (see ../shared/chalice.md §3).
+created lazily under moto (a boto3 client made before moto is in place would reach real AWS).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A fake NodeODM 2.2.4: a real HTTP server on 127.0.0.1 that speaks the protocol described in
-../shared/nodeodm-api.md (errors as HTTP 200 JSON, ``?token=`` auth, chunked upload flow,
+NodeODM's REST API (errors as HTTP 200 JSON, ``?token=`` auth, chunked upload flow,
 cancel/remove/restart semantics), so the client and the poller are tested over real sockets.
 
 Task state is computed from timestamps when observed (no background threads): a committed task is

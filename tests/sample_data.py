@@ -1,6 +1,6 @@
 """Realistic test data: a NodeODM-style all.zip and small fake images.
 
-The all.zip mirrors what NodeODM 2.x packs (see ../shared/nodeodm-api.md): the
+The all.zip mirrors what NodeODM 2.x packs (NodeODM's `libs/Task.js` zips the output folder): the
 odm_* folders, tile pyramids, 3D tiles, report and top-level JSON files. File
 contents are deterministic pseudo-random bytes so tests can compare byte for byte.
 """

@@ -24,7 +24,7 @@ BUCKET = "aloft-assets-test"
 PREFIX = "tasks/0b6e1c2a-task/"
 MiB = 1024 * 1024
 
-# WebODM's Task.ASSETS_MAP order (webodm-api.md §3.11).
+# WebODM's Task.ASSETS_MAP order (`app/models/task.py`).
 WEBODM_ORDER = [
     "all.zip", "orthophoto.tif", "orthophoto.png", "orthophoto.mbtiles", "orthophoto.kmz",
     "cutline.gpkg", "georeferenced_model.las", "georeferenced_model.laz",

@@ -1,4 +1,4 @@
-"""Token auth and how credentials are accepted or refused (webodm-api.md §0.2, §1)."""
+"""Token auth and how credentials are accepted or refused (WebODM's authentication classes and token endpoint)."""
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,4 @@
-"""Processing nodes API through HTTP, against real fake NodeODM servers (webodm-api.md §4, §7.4, §7.9)."""
+"""Processing nodes API through HTTP, against real fake NodeODM servers (WebODM's processing node API, node selection and liveness)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone

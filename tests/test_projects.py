@@ -1,4 +1,4 @@
-"""Projects API through HTTP (webodm-api.md §2.1–§2.6)."""
+"""Projects API through HTTP (WebODM's `app/api/projects.py`)."""
 from __future__ import annotations
 
 import re

@@ -1,4 +1,4 @@
-"""POST /api/token-auth/ (webodm-api.md §1)."""
+"""POST /api/token-auth/ (WebODM's djangorestframework-jwt `obtain_jwt_token`)."""
 from __future__ import annotations
 
 from chalice import Blueprint

@@ -1,4 +1,4 @@
-"""Processing nodes API: /api/processingnodes/ (webodm-api.md §4).
+"""Processing nodes API: /api/processingnodes/ (WebODM's `app/api/processingnodes.py`).
 
 Every logged-in user may list and read nodes; only superusers add, edit or remove them.
 Unlike WebODM, the node `token` is write-only (it never appears in a response) and
@@ -64,7 +64,7 @@ def list_nodes():
 @bp.route("/api/processingnodes/options", methods=["GET"], content_types=BODY_CONTENT_TYPES)
 @doc("Options common to the online nodes", {200: [dict]}, tags=("processingnodes",))
 def node_options():
-    """The options every online node supports (webodm-api.md §4.4)."""
+    """The options every online node supports (WebODM's ProcessingNodeViewSet options action)."""
     current_user(bp.current_request)
     return respond(nodes.common_options(node_store.list_all()))
 

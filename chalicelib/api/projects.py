@@ -1,4 +1,4 @@
-"""Projects API: /api/projects/ (webodm-api.md §2.1–§2.6)."""
+"""Projects API: /api/projects/ (WebODM's `app/api/projects.py`)."""
 from __future__ import annotations
 
 import uuid

@@ -1,4 +1,4 @@
-"""Tasks API: /api/projects/{project_id}/tasks/ (webodm-api.md §3).
+"""Tasks API: /api/projects/{project_id}/tasks/ (WebODM's `app/api/tasks.py`).
 
 Routes record user intent (new tasks, edits, `pending_action`); the poller owns
 status, progress, `uuid` and assets.

@@ -8,7 +8,7 @@ appends new lines in the same transaction that records how many node lines it
 has consumed: each node line is stored exactly once.
 
 Lines are what WebODM shows: the node's lines, each followed by a newline, with
-the whole text right-stripped and split on "\\n" (webodm-api.md §3.9).
+the whole text right-stripped and split on "\\n" (WebODM's TaskViewSet.output).
 """
 from __future__ import annotations
 
