@@ -21,6 +21,7 @@ from ..removal import remove_task
 from ..store import nodes as node_store
 from ..store import output, projects, tasks
 from ..store.dynamo import ConditionFailed, transact
+from . import payload
 from .common import (BODY_CONTENT_TYPES, MAX_ID, Body, current_user, int_id, optional_user,
                      parse_body, query_params, respond)
 from .listing import order
@@ -353,18 +354,36 @@ def _int_param(query: dict, name: str) -> int:
         raise bad_request("Invalid parameter") from None
 
 
+# How one console line, and the separator after it, appear in each format's body.
+_CONSOLE_PIECES = {
+    "text": (lambda line: json.dumps(line)[1:-1], "\\n"),  # inside one JSON string
+    "json": (json.dumps, ","),                              # items of `lines`
+    "raw": (lambda line: line, "\n"),                       # plain text
+}
+_CONSOLE_ENVELOPE = 256  # `{"lines":[],"count":N}`, the quotes of a JSON string
+
+
 @bp.route(ONE + "/output", methods=["GET"], content_types=BODY_CONTENT_TYPES)
 @doc("Console output", {200: CONSOLE}, tags=("tasks",),
-     query=(Param("line", INT), Param("limit", INT), Param("f", {"enum": ["text", "json", "raw"]})))
+     query=(Param("line", INT), Param("limit", INT), Param("f", {"enum": ["text", "json", "raw"]})),
+     description="WebODM's console read: lines from `line` (`limit` of them; a negative `limit`: the "
+                 "last ones). An answer stops at a line boundary before it would pass 4 MiB (measured "
+                 "escaped, as it travels in Lambda's response), keeping the leading lines of the "
+                 "selection, or its trailing ones for a negative `limit`; `count` (f=json) stays the "
+                 "total. A client reading incrementally (`?line=<lines it has>`) gets every line.")
 def task_output(project_id, task_id):
-    """Console lines from `line`, `limit` of them (negative: the last ones), as text/json/raw."""
+    """Console lines from `line`, `limit` of them (negative: the last ones), as text/json/raw,
+    at most payload.BUDGET of them (see the description)."""
     query = query_params(bp.current_request)
     _, _, task = _load(project_id, task_id, need="view")
     line, limit = _int_param(query, "line"), _int_param(query, "limit")
     fmt = query.get("f", "text")
     if fmt not in ("text", "json", "raw"):
         raise bad_request("Invalid parameter")
-    lines, count = output.read(task, line, limit)
+    piece, separator = _CONSOLE_PIECES[fmt]
+    separator_cost = payload.escaped(separator)
+    lines, count = output.read(task, line, limit, budget=payload.BUDGET - _CONSOLE_ENVELOPE,
+                               cost=lambda text: payload.escaped(piece(text)) + separator_cost)
     if fmt == "json":
         return respond(OutputJson(lines=lines, count=count).model_dump())
     text = "\n".join(lines)
