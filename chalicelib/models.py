@@ -348,6 +348,13 @@ class UserPage(BaseModel):
     results: list[UserOut]
 
 
+class TaskPage(BaseModel):
+    count: int
+    next: Optional[str]
+    previous: Optional[str]
+    results: list[TaskOut]
+
+
 class DropzoneChunk(Request):
     """Multipart fields of one Dropzone chunk (with exactly one file)."""
     dzuuid: Optional[str] = None
@@ -399,3 +406,10 @@ class NodeOut(BaseModel):
     engine: Optional[str]
     engine_version: Optional[str]
     online: bool
+
+
+class NodePage(BaseModel):
+    count: int
+    next: Optional[str]
+    previous: Optional[str]
+    results: list[NodeOut]

@@ -13,10 +13,10 @@ import uuid as uuid_lib
 from chalice import Blueprint, Response
 
 from .. import permissions, storage, uploads
-from ..apidoc import CONSOLE, INT, INVALID, NO_CONTENT, ORDERING, REDIRECT, STR, Param, doc
+from ..apidoc import CONSOLE, INT, INVALID, LIST_RULE, NO_CONTENT, ORDERING, PAGE, REDIRECT, STR, Param, doc
 from ..errors import ApiError, bad_request, field_error, forbidden, not_found, validate
 from ..models import (DropzoneChunk, OutputJson, PendingAction, PresignRequest, PresignResponse, StatusCode,
-                      Success, TaskOut, TaskWrite, UploadResponse, utcnow)
+                      Success, TaskOut, TaskPage, TaskWrite, UploadResponse, utcnow)
 from ..removal import remove_task
 from ..store import nodes as node_store
 from ..store import output, projects, tasks
@@ -24,7 +24,7 @@ from ..store.dynamo import ConditionFailed, transact
 from . import payload
 from .common import (BODY_CONTENT_TYPES, MAX_ID, Body, current_user, int_id, optional_user,
                      parse_body, query_params, respond)
-from .listing import order
+from .listing import answer, order
 
 bp = Blueprint(__name__)
 BASE = "/api/projects/{project_id}/tasks"
@@ -149,10 +149,12 @@ def _new_task(project_id: int, data: TaskWrite, partial: bool) -> dict:
 # ------------------------------------------------------------------ list and create
 
 @bp.route(BASE, methods=["GET"], content_types=BODY_CONTENT_TYPES)
-@doc("List a project's tasks", {200: [TaskOut]}, tags=("tasks",),
-     query=(Param("status", INT), Param("available_assets", STR, "Comma-separated; all must be present"), ORDERING))
+@doc("List a project's tasks", {200: ([TaskOut], TaskPage)}, tags=("tasks",),
+     query=(Param("status", INT), Param("available_assets", STR, "Comma-separated; all must be present"),
+            ORDERING, PAGE), listed=True, description=LIST_RULE)
 def list_tasks(project_id):
-    """All tasks of a project as a plain array; `status` filter and `ordering`."""
+    """All tasks of a project as a plain array (as WebODM: never paginated, unless it would not
+    fit Lambda's answer or `page` is given); `status` filter and `ordering`."""
     request = bp.current_request
     user = current_user(request)
     project = permissions.project_for(user, int_id(project_id))
@@ -169,7 +171,7 @@ def list_tasks(project_id):
         items = [t for t in items if all(a in (t.get("available_assets") or []) for a in wanted_assets)]
     nodes = _nodes_of(items)
     out = [task_out(t, nodes) for t in items]
-    return respond(order(out, query.get("ordering"), set(TaskOut.model_fields)))
+    return answer(request, order(out, query.get("ordering"), set(TaskOut.model_fields)), query)
 
 
 @bp.route(BASE, methods=["POST"], content_types=BODY_CONTENT_TYPES)

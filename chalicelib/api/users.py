@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from ..apidoc import INVALID, NO_CONTENT, ORDERING, PAGE, doc
+from ..apidoc import INVALID, LIST_RULE, NO_CONTENT, ORDERING, PAGE, doc
 from ..auth import hash_password
 from ..errors import ApiError, bad_request, forbidden, not_found, validate
 from ..models import UserOut, UserPage, UserWrite, utcnow
 from ..store import projects, users
 from .common import (BODY_CONTENT_TYPES, current_user, int_id, no_content, parse_body,
                      query_params, respond)
-from .listing import maybe_paginate, order
+from .listing import answer, order
 
 bp = Blueprint(__name__)
 _DUPLICATE = {"username": ["A user with that username already exists."]}
@@ -40,14 +40,15 @@ def _target(user_id: str) -> dict:
 
 
 @bp.route("/api/admin/users", methods=["GET"], content_types=BODY_CONTENT_TYPES)
-@doc("List users (superuser)", {200: ([UserOut], UserPage)}, query=(ORDERING, PAGE), tags=("admin",))
+@doc("List users (superuser)", {200: ([UserOut], UserPage)}, query=(ORDERING, PAGE), tags=("admin",),
+     listed=True, description=LIST_RULE)
 def list_users():
     """All users (superuser only)."""
     _superuser()
     query = query_params(bp.current_request)
     items = [user_out(u) for u in users.list_all()]
     items = order(items, query.get("ordering"), set(UserOut.model_fields))
-    return respond(maybe_paginate(bp.current_request, items, query))
+    return answer(bp.current_request, items, query)
 
 
 @bp.route("/api/admin/users", methods=["POST"], content_types=BODY_CONTENT_TYPES)
