@@ -98,3 +98,113 @@ def test_the_admin_user_list_follows_the_same_rule(api, admin):
     assert len(items) == 12 and len({u["id"] for u in items}) == 12 and len(answers) == 2
     whole = api.get("/api/admin/users/", token=admin["token"])
     assert [u["id"] for u in whole.json] == [u["id"] for u in items] and "Link" not in whole.headers
+
+
+# ---------------------------------------------------------------- a page of the largest items fits
+
+def _escaped_body(reply) -> int:
+    from chalicelib.api import payload
+
+    return payload.escaped(reply.body.decode("utf-8"))
+
+
+def test_a_page_of_ten_of_the_largest_projects_fits_the_budget(api, alice):
+    """Name, description and tags at their bounds in the costliest characters, and each
+    project holding MAX_TASKS_PER_PROJECT task ids."""
+    from chalicelib.api.payload import BUDGET
+    from chalicelib.models import MAX_TASKS_PER_PROJECT
+    from chalicelib import aws, config
+    from chalicelib.store import projects as project_store
+    from chalicelib.store.dynamo import serialize_value
+
+    body = {"name": EMOJI * 255, "description": EMOJI * 16_384, "tags": [EMOJI * 100] * 50,
+            "public": True}
+    for _ in range(10):
+        created = api.post("/api/projects/", token=alice["token"], json=body)
+        assert created.status == 201
+        ids = {f"{created.json['id']:08d}-0000-4000-8000-{n:012d}" for n in range(MAX_TASKS_PER_PROJECT)}
+        aws.dynamodb().update_item(TableName=config.settings().projects_table,
+                                   Key={"id": {"N": str(created.json["id"])}}, UpdateExpression="ADD tasks :t",
+                                   ExpressionAttributeValues={":t": serialize_value(ids)})
+    assert project_store.is_full(project_store.get(created.json["id"]))
+    for params in ({"page": 1}, {}):
+        reply = api.get("/api/projects/", token=alice["token"], params=params)
+        assert reply.status == 200 and "Link" not in reply.headers
+        results = reply.json["results"] if params else reply.json
+        assert len(results) == 10 and all(len(p["tasks"]) == MAX_TASKS_PER_PROJECT for p in results)
+        assert _escaped_body(reply) <= BUDGET and proxy_size(reply) < LAMBDA_MAX_RESPONSE_BYTES
+    # a full project takes no more tasks, neither new nor moved in
+    full = results[0]
+    reply = api.post(f"/api/projects/{full['id']}/tasks/", token=alice["token"], json={"partial": True})
+    assert reply.status == 400 and reply.json == [f"A project holds at most {MAX_TASKS_PER_PROJECT} tasks"]
+    other = new_project(api, alice)
+    task = api.post(f"/api/projects/{other['id']}/tasks/", token=alice["token"], json={"partial": True}).json
+    moved = api.patch(f"/api/projects/{other['id']}/tasks/{task['id']}/", token=alice["token"],
+                      json={"project": full["id"]})
+    assert moved.status == 400 and moved.json == reply.json
+    assert api.get(f"/api/projects/{other['id']}/tasks/{task['id']}/", token=alice["token"]).status == 200
+
+
+def test_a_page_of_ten_of_the_largest_tasks_fits_the_budget(api, alice, admin):
+    """Every field of a task at its bound, in the costliest characters: what the API takes
+    (name, tags, options, crop, potree_scene) and what a node's answers may leave (error
+    message, uuid, node label and rerun stages, statistics)."""
+    from chalicelib.api.payload import BUDGET
+    from chalicelib.assets import MAX_DATE_CHARS
+    from chalicelib.models import MAX_CROP_BYTES, MAX_OPTIONS_BYTES, MAX_POTREE_SCENE_BYTES
+    from chalicelib.nodeodm import MAX_ERROR_MESSAGE_CHARS, MAX_UUID_CHARS
+    from chalicelib.nodes import MAX_RERUN_STAGES, MAX_STAGE_CHARS
+    from chalicelib.store import nodes as node_store
+    from chalicelib.store import tasks as task_store
+
+    node = api.post("/api/processingnodes/", token=admin["token"],
+                    json={"hostname": "127.0.0.1", "port": 1, "label": EMOJI * 255}).json
+    node_store.update(node["id"], {"available_options": [
+        {"name": "rerun-from", "domain": [EMOJI * MAX_STAGE_CHARS] * MAX_RERUN_STAGES}]})
+
+    def json_of(limit: int, overhead: int) -> str:
+        return "\\" * ((limit - overhead) // 2)  # every character escaped twice over
+
+    options = [{"name": "o" * 255, "value": json_of(MAX_OPTIONS_BYTES, 300)}]
+    body = {"partial": True, "name": EMOJI * 255, "tags": [EMOJI * 100] * 50,
+            "processing_node": node["id"], "options": options,
+            "crop": {"k": json_of(MAX_CROP_BYTES, 20)}, "potree_scene": {"k": json_of(MAX_POTREE_SCENE_BYTES, 20)}}
+    project = new_project(api, alice)
+    base = f"/api/projects/{project['id']}/tasks/"
+    for _ in range(10):
+        created = api.post(base, token=alice["token"], json=body)
+        assert created.status == 201, created.json
+        task_store.mutate(project["id"], created.json["id"], lambda t: {
+            "last_error": EMOJI * MAX_ERROR_MESSAGE_CHARS, "uuid": EMOJI * MAX_UUID_CHARS,
+            "status": 30, "processing_time": 2**53, "images_count": 2**53, "size_bytes": 2**60,
+            "available_assets": ["all.zip", "orthophoto.tif", "dsm.tif", "dtm.tif", "report.pdf"],
+            "statistics": {"pointcloud": {"points": 10**37}, "gsd": 1.2345678901234567e100,
+                           "area": 1.2345678901234567e100, "start_date": EMOJI * MAX_DATE_CHARS,
+                           "end_date": EMOJI * MAX_DATE_CHARS, "spatial_refs": ["gps", "gcp", "alignment"]}})
+    for params in ({"page": 1}, {}):
+        reply = api.get(base, token=alice["token"], params=params)
+        assert reply.status == 200 and "Link" not in reply.headers
+        results = reply.json["results"] if params else reply.json
+        assert len(results) == 10 and all(len(t["can_rerun_from"]) == MAX_RERUN_STAGES for t in results)
+        assert _escaped_body(reply) <= BUDGET and proxy_size(reply) < LAMBDA_MAX_RESPONSE_BYTES
+    for too_big in ({"crop": {"k": "x" * MAX_CROP_BYTES}}, {"potree_scene": {"k": "x" * MAX_POTREE_SCENE_BYTES}}):
+        assert api.post(base, token=alice["token"], json={"partial": True, **too_big}).status == 400
+
+
+def test_node_answers_are_bounded_where_they_are_parsed():
+    from chalicelib.assets import parse_statistics
+    from chalicelib.nodeodm import MAX_ERROR_MESSAGE_CHARS, TaskInfo, _is_uuid
+    from chalicelib.nodes import rerun_from
+
+    info = TaskInfo.from_json({"uuid": "u", "status": {"code": 30, "errorMessage": "e" * 10**6}})
+    assert info.error_message == "e" * MAX_ERROR_MESSAGE_CHARS
+    assert _is_uuid({"uuid": "0e1f7a5c-1111-4d4e-9a8b-123456789abc"})
+    assert not _is_uuid({"uuid": "u" * 129}) and not _is_uuid({"uuid": ""})
+    stages = ["dataset", "opensfm", "x" * 33] + [f"s{i}" for i in range(40)]
+    assert rerun_from({"available_options": [{"name": "rerun-from", "domain": stages}]}) == \
+        (["dataset", "opensfm"] + [f"s{i}" for i in range(40)])[:32]
+    stats = parse_statistics(b'{"processing_statistics": {"area": 1e999, "start_date": "' + b"d" * 65
+                             + b'", "end_date": {"nested": 1}}, "odm_processing_statistics": '
+                             b'{"average_gsd": 123456789012345678901234567890123456789012}}')
+    assert stats["area"] is None and stats["gsd"] is None
+    assert stats["start_date"] is None and stats["end_date"] is None

@@ -15,8 +15,8 @@ from chalice import Blueprint, Response
 from .. import permissions, storage, uploads
 from ..apidoc import CONSOLE, INT, INVALID, LIST_RULE, NO_CONTENT, ORDERING, PAGE, REDIRECT, STR, Param, doc
 from ..errors import ApiError, bad_request, field_error, forbidden, not_found, validate
-from ..models import (DropzoneChunk, OutputJson, PendingAction, PresignRequest, PresignResponse, StatusCode,
-                      Success, TaskOut, TaskPage, TaskWrite, UploadResponse, utcnow)
+from ..models import (MAX_TASKS_PER_PROJECT, DropzoneChunk, OutputJson, PendingAction, PresignRequest,
+                      PresignResponse, StatusCode, Success, TaskOut, TaskPage, TaskWrite, UploadResponse, utcnow)
 from ..removal import remove_task
 from ..store import nodes as node_store
 from ..store import output, projects, tasks
@@ -131,6 +131,13 @@ def _project_ref(value) -> dict | None:
     return projects.get(project_id) if 1 <= project_id <= MAX_ID else None
 
 
+def _check_room(project: dict | None) -> None:
+    """400 when a project already holds MAX_TASKS_PER_PROJECT tasks (the bound that keeps a
+    page of projects within one API answer)."""
+    if projects.is_full(project):
+        raise bad_request(f"A project holds at most {MAX_TASKS_PER_PROJECT} tasks")
+
+
 def _writable_fields(body: Body) -> dict:
     return {k: v for k, v in body.fields.items() if k in _WRITABLE}
 
@@ -191,10 +198,12 @@ def create_task(project_id):
     nodes = _check_node(data.processing_node)
     if not partial and len(body.files) < 2:
         raise bad_request("Cannot create task, you need at least 2 images")
+    _check_room(project)
     task = _new_task(project["id"], data, partial=True)  # hidden from the poller while uploading
     try:
         transact(tasks.create_request(task), ("Update", projects.add_task_request(project["id"], task["id"])))
     except ConditionFailed:
+        _check_room(projects.get(project["id"]))
         raise not_found() from None
     task["version"] = 1
     changes: dict = {} if partial else {"partial": False}
@@ -250,9 +259,11 @@ def update_task(project_id, task_id):
     if updated is None or tasks.is_hidden(updated):
         raise not_found()
     if target["id"] != project["id"]:
+        _check_room(target)
         try:
             updated = tasks.move(updated, target["id"])
         except ConditionFailed:
+            _check_room(projects.get(target["id"]))
             raise ApiError(409, {"detail": "The task changed while it was being moved; try again."}) from None
     return respond(_one(updated))
 

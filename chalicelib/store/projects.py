@@ -4,10 +4,12 @@ Two sparse GSIs list projects newest first: `by-owner` (attribute `list_owner`)
 and `all-projects` (attribute `list_all`, for superusers). A project being
 deleted loses both attributes, so it drops out of every listing at once while its
 tasks are removed. `tasks` is a string set of the project's task ids, so a listing
-is one Query whatever the number of projects or tasks.
+is one Query whatever the number of projects or tasks; a project holds at most
+MAX_TASKS_PER_PROJECT of them.
 """
 from __future__ import annotations
 
+from ..models import MAX_TASKS_PER_PROJECT
 from . import counters
 from .dynamo import ConditionFailed, Table
 
@@ -72,8 +74,14 @@ def delete_if_empty(project_id: int) -> bool:
 
 
 def add_task_request(project_id: int, task_id: str) -> dict:
-    """Transaction part: record a new task id in a visible project."""
-    return _table.update_request({"id": project_id}, add={"tasks": {task_id}}, condition=_VISIBLE)
+    """Transaction part: record a new task id in a visible project that is not full."""
+    return _table.update_request({"id": project_id}, add={"tasks": {task_id}},
+                                 condition=f"{_VISIBLE} AND (attribute_not_exists(#t) OR size(#t) < :max)",
+                                 names={"#t": "tasks"}, values={":max": MAX_TASKS_PER_PROJECT})
+
+
+def is_full(project: dict | None) -> bool:
+    return project is not None and len(project.get("tasks") or ()) >= MAX_TASKS_PER_PROJECT
 
 
 def remove_task_request(project_id: int, task_id: str) -> dict:
