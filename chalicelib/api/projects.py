@@ -106,16 +106,15 @@ def update_project(project_id):
 
 
 @bp.route("/api/projects/{project_id}", methods=["DELETE"], content_types=BODY_CONTENT_TYPES)
-@doc("Delete a project and its tasks", {204: NO_CONTENT}, tags=("projects",))
+@doc("Delete a project and its tasks", {204: NO_CONTENT}, tags=("projects",),
+     description="The project disappears at once. Its tasks are removed within a short budget, and "
+                 "the scheduled poller removes the rest (and the project row) in the background.")
 def delete_project(project_id):
-    """Hide the project at once; its tasks are removed, then the row goes."""
-    from ..removal import remove_project_tasks
+    """Hide the project at once; its tasks are removed (what takes longer by the poller),
+    then the row goes."""
+    from .. import removal
 
     user = current_user(bp.current_request)
     project = permissions.project_for(user, int_id(project_id), need="delete")
-    hidden = projects.mark_deleting(project["id"])
-    if hidden is not None:
-        context = bp.lambda_context
-        remove_project_tasks(hidden, has_time=lambda: context is None
-                             or context.get_remaining_time_in_millis() > 8000)
+    removal.delete_project(project, bp.lambda_context)
     return no_content()

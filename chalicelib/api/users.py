@@ -1,7 +1,8 @@
 """Admin users API: /api/admin/users/ (superusers only; everyone else gets 403).
 
 Deleting a user hands their projects to the superuser who deleted them, so no
-project is ever left without an owner who can reach it.
+project is ever left without an owner who can reach it (chalicelib/removal.py: what
+does not fit the route's budget, the poller finishes).
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from ..apidoc import INVALID, LIST_RULE, NO_CONTENT, ORDERING, PAGE, doc
 from ..auth import hash_password
 from ..errors import ApiError, bad_request, forbidden, not_found, validate
 from ..models import UserOut, UserPage, UserWrite, utcnow
-from ..store import projects, users
+from ..store import users
+from ..store.dynamo import ConditionFailed
 from .common import (BODY_CONTENT_TYPES, current_user, int_id, no_content, parse_body,
                      query_params, respond)
 from .listing import answer, order
@@ -99,14 +101,18 @@ def update_user(user_id):
 
 @bp.route("/api/admin/users/{user_id}", methods=["DELETE"], content_types=BODY_CONTENT_TYPES)
 @doc("Delete a user; their projects pass to the caller (superuser)", {204: NO_CONTENT, 400: INVALID},
-     tags=("admin",))
+     tags=("admin",), description="The user is gone at once; their projects pass to the caller within a "
+                                  "short budget, the scheduled poller hands over the rest.")
 def delete_user(user_id):
     """Delete a user; their projects pass to the deleting superuser."""
+    from .. import removal
+
     admin = _superuser()
     record = _target(user_id)
     if record["id"] == admin["id"]:
         raise ApiError(400, {"detail": "You cannot delete your own account."})
-    for project in projects.list_for_owner(record["id"]):
-        projects.set_owner(project["id"], admin["id"])
-    users.delete(record)
+    try:
+        removal.delete_user(record, admin, bp.lambda_context)
+    except ConditionFailed:
+        raise not_found() from None  # deleted (or renamed) meanwhile
     return no_content()
