@@ -809,9 +809,8 @@ class PersistentStorage:
             read_seconds = time.perf_counter() - started
             import moto.dynamodb.models  # noqa: F401 - moto's import time is not the restore's
             import moto.s3.models  # noqa: F401
-            from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequestHandler,
-                                                       create_backend_app)
-            from werkzeug.serving import make_server
+
+            from .motoserver import make_server, moto_app
 
             started = time.perf_counter()
             self._restore(state)
@@ -824,8 +823,7 @@ class PersistentStorage:
                 log.info("removed %d blob file(s) that no record names (writes cut by a hard stop)", swept)
             self.restored = {"items": items, "objects": objects, "bytes": size, "read_seconds": read_seconds,
                              "seconds": read_seconds + time.perf_counter() - started}
-            app = Recorder(DomainDispatcherApplication(create_backend_app), self)
-            self._server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+            self._server = make_server(host, port, Recorder(moto_app(), self))
         except BaseException:
             self._close_log()
             self.folder.unlock()

@@ -34,6 +34,35 @@ def main() -> None:
         print(f"POST /api/projects/: {counter.total('dynamodb')} DynamoDB calls "
               f"({counter.describe('dynamodb')})")
         _task_routes(client, token, project["id"])
+        _deletions(client)
+
+
+def _deletions(client) -> None:
+    """DELETE a project (empty, and with 10 tasks) and a user with 3 projects."""
+    from chalicelib.store import projects
+
+    admin, admin_token = make_user("bench-admin", superuser=True)
+    owner, owner_token = make_user("bench-owner")
+    headers = _json_headers(owner_token)
+    auth = {"Authorization": f"JWT {owner_token}"}
+    body, content_type = _multipart({"a.jpg": b"a" * 1000, "b.jpg": b"b" * 1000}, {})
+    for tasks_count in (0, 10):
+        project = client.http.post("/api/projects/", headers=headers, body=json.dumps({"name": "d"})).json_body
+        for _ in range(tasks_count):
+            client.http.post(f"/api/projects/{project['id']}/tasks/", headers={**auth, "Content-Type": content_type},
+                             body=body)
+        with counting() as counter:
+            reply = client.http.delete(f"/api/projects/{project['id']}/", headers=auth)
+        assert reply.status_code == 204 and projects.get(project["id"], include_deleting=True) is None
+        print(f"DELETE a project with {tasks_count} tasks (all removed in the route): "
+              f"{counter.total('dynamodb')} DynamoDB calls ({counter.describe('dynamodb')}); S3: {counter.describe('s3')}")
+    for _ in range(3):
+        client.http.post("/api/projects/", headers=headers, body=json.dumps({"name": "mine"}))
+    with counting() as counter:
+        reply = client.http.delete(f"/api/admin/users/{owner['id']}/", headers={"Authorization": f"JWT {admin_token}"})
+    assert reply.status_code == 204
+    print(f"DELETE a user with 3 projects (handed over in the route): {counter.total('dynamodb')} DynamoDB calls "
+          f"({counter.describe('dynamodb')})")
 
 
 def _multipart(files: dict[str, bytes], fields: dict[str, str]) -> tuple[bytes, str]:

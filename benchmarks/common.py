@@ -73,6 +73,9 @@ def moto_aloft():
     """Aloft's tables and bucket in in-process moto; yields a Chalice test client."""
     from moto import mock_aws
 
+    from aloft_local.motoserver import serialize_in_process_moto
+
+    serialize_in_process_moto()
     with mock_aws(), _aloft_client() as client:
         yield client
 
@@ -89,7 +92,7 @@ def moto_server_aloft():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "aloft_local.motoserver", str(port)], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     try:

@@ -37,6 +37,7 @@ class RouteDoc:
     tags: tuple[str, ...] = ()
     description: str = ""
     path_types: dict[str, dict] = field(default_factory=dict)
+    listed: bool = False             # a list under chalicelib/api/listing.py's rule (a `Link` header)
 
 
 # Routes API Gateway serves itself through an AWS service integration (infra/resources.json):
@@ -63,3 +64,8 @@ STR = {"type": "string"}
 ORDERING = Param("ordering", STR, "Field to order by; prefix with `-` for descending; comma-separated.")
 PAGE = Param("page", {"anyOf": [{"type": "integer", "minimum": 1}, {"const": "last"}]},
              "Page number (10 per page) or `last`; switches the answer to a paginated envelope.")
+
+LIST_RULE = ("Without `page`: a plain array of every item when it fits in 4 MiB (measured escaped, as it "
+             "travels in Lambda's response); otherwise the leading whole pages of 10 that fit and a "
+             "`Link: <...?page=N>; rel=\"next\"` header naming the first page left out. With `page`: the "
+             "paginated envelope, 10 items a page, whose `next` leads to the end.")

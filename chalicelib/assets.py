@@ -440,7 +440,24 @@ def _build_folder_zip(s3_client, bucket: str, key: str, reader: S3RangeReader,
 
 
 def _number(value):
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A number DynamoDB can store (finite, at most 38 digits, below 1e125), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if abs(value) >= 1e125 or (isinstance(value, int) and len(str(abs(value))) > 38):
+        return None
+    if isinstance(value, float) and value != 0 and abs(value) < 1e-125:
+        return 0.0
+    return value
+
+
+MAX_DATE_CHARS = 64
+
+
+def _date(value):
+    """A start or end date as ODM writes it (text), else None: bounded like every task field."""
+    return value if isinstance(value, str) and len(value) <= MAX_DATE_CHARS else None
 
 
 def _dig(obj, *keys):
@@ -496,8 +513,8 @@ def parse_statistics(raw: bytes | None) -> dict:
         "pointcloud": {"points": points},
         "gsd": _number(_dig(j, "odm_processing_statistics", "average_gsd")),
         "area": _number(_dig(j, "processing_statistics", "area")),
-        "start_date": _dig(j, "processing_statistics", "start_date"),
-        "end_date": _dig(j, "processing_statistics", "end_date"),
+        "start_date": _date(_dig(j, "processing_statistics", "start_date")),
+        "end_date": _date(_dig(j, "processing_statistics", "end_date")),
         "spatial_refs": spatial_refs,
     }
 

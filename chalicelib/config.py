@@ -29,6 +29,7 @@ class Settings:
     task_output_table: str
     nodes_table: str
     counters_table: str
+    work_table: str
     bucket: str
     jwt_secret: str | None
     jwt_secret_arn: str | None
@@ -67,6 +68,7 @@ def settings() -> Settings:
         task_output_table=env("ALOFT_TASK_OUTPUT_TABLE", "aloft-task-output"),
         nodes_table=env("ALOFT_NODES_TABLE", "aloft-processing-nodes"),
         counters_table=env("ALOFT_COUNTERS_TABLE", "aloft-counters"),
+        work_table=env("ALOFT_WORK_TABLE", "aloft-work"),
         bucket=env("ALOFT_BUCKET", "aloft-data"),
         jwt_secret=secret,
         jwt_secret_arn=secret_arn,

@@ -18,8 +18,9 @@ LAMBDA_MAX_RESPONSE_BYTES = 6_291_456
 # API Gateway's integration timeout, and the API function's Lambda timeout.
 API_TIMEOUT_SECONDS = 29
 
-# What a route allows itself for one JSON answer: under the response cap with room
-# for headers, the proxy result's own JSON and the escaping of the body string.
+# What a route allows itself for one answer, measured as the body travels inside the
+# proxy result (escapes included: chalicelib/api/payload.py): under the response cap with
+# room for headers and the proxy result's own fields.
 RESPONSE_BUDGET_BYTES = 4 * 1024 * 1024
 # Raw file bytes that fit one Lambda event once base64-encoded (4/3), leaving room
 # for headers and the multipart framing: the ceiling of a one-shot task create.

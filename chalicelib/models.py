@@ -64,8 +64,11 @@ def _tags(value: Any) -> Any:
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 # Bounded so that a project row (which also holds its task ids) stays far below DynamoDB's
-# 400 KB item limit: at most ~86 KB of text leaves room for about 8,000 task ids.
+# 400 KB item limit (at most ~86 KB of text), and so that a page of 10 of the largest projects,
+# each with MAX_TASKS_PER_PROJECT task ids, fits one API answer (chalicelib/api/listing.py):
+# about 386 KB each once escaped as the answer travels, 3.9 MB for ten.
 Text = Annotated[str, StringConstraints(max_length=16_384)]
+MAX_TASKS_PER_PROJECT = 2000
 Tags = Annotated[list[Annotated[str, StringConstraints(max_length=100)]], BeforeValidator(_tags),
                  Field(max_length=50)]
 
@@ -235,11 +238,19 @@ class TaskOption(BaseModel):
     value: Annotated[Any, BeforeValidator(storable)] = None
 
 
-# Bounded so that a task with the largest options, crop, potree_scene and tags still fits
-# in one 400 KB DynamoDB item. (Pydantic runs before-validators last to first.)
-Options = Annotated[list[TaskOption], BeforeValidator(_json_size_limited(64_000)),
+# Bounded so that a task with the largest options, crop, potree_scene and tags fits one
+# 400 KB DynamoDB item, and a page of 10 of the largest tasks fits one API answer
+# (chalicelib/api/listing.py): about 401 KB each once escaped as the answer travels (a JSON
+# text doubles at most: every `"` and `\` of it is escaped once more), 4.0 MB for ten.
+# (Pydantic runs before-validators last to first.)
+MAX_OPTIONS_BYTES = 64_000
+MAX_CROP_BYTES = 20_000
+MAX_POTREE_SCENE_BYTES = 40_000
+Options = Annotated[list[TaskOption], BeforeValidator(_json_size_limited(MAX_OPTIONS_BYTES)),
                     BeforeValidator(_options), Field(max_length=MAX_OPTIONS)]
-JsonObject = Annotated[dict, BeforeValidator(storable), BeforeValidator(_json_size_limited(100_000))]
+Crop = Annotated[dict, BeforeValidator(storable), BeforeValidator(_json_size_limited(MAX_CROP_BYTES))]
+PotreeScene = Annotated[dict, BeforeValidator(storable),
+                        BeforeValidator(_json_size_limited(MAX_POTREE_SCENE_BYTES))]
 
 
 class TaskWrite(Request):
@@ -253,8 +264,8 @@ class TaskWrite(Request):
     public_edit: bool = False
     tags: Tags = []
     partial: bool = False
-    crop: Optional[JsonObject] = None
-    potree_scene: JsonObject = {}
+    crop: Optional[Crop] = None
+    potree_scene: PotreeScene = {}
 
 
 class UploadSpec(BaseModel):
@@ -348,6 +359,13 @@ class UserPage(BaseModel):
     results: list[UserOut]
 
 
+class TaskPage(BaseModel):
+    count: int
+    next: Optional[str]
+    previous: Optional[str]
+    results: list[TaskOut]
+
+
 class DropzoneChunk(Request):
     """Multipart fields of one Dropzone chunk (with exactly one file)."""
     dzuuid: Optional[str] = None
@@ -399,3 +417,10 @@ class NodeOut(BaseModel):
     engine: Optional[str]
     engine_version: Optional[str]
     online: bool
+
+
+class NodePage(BaseModel):
+    count: int
+    next: Optional[str]
+    previous: Optional[str]
+    results: list[NodeOut]

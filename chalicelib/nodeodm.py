@@ -33,6 +33,14 @@ __all__ = [
 ]
 
 
+# What Aloft keeps of a node's answers, so a task or node row (and the API answers that show
+# it) stays bounded whatever a node sends: an error message is cut, an over-long uuid or an
+# oversized options list is a misbehaving node.
+MAX_ERROR_MESSAGE_CHARS = 4000
+MAX_UUID_CHARS = 128
+MAX_OPTIONS_JSON_BYTES = 100_000
+
+
 # ---------------------------------------------------------------------------------------------
 # Errors
 
@@ -218,7 +226,7 @@ class TaskInfo:
             uuid=str(data.get("uuid") or uuid),
             name=str(name) if name is not None else None,
             status=code,
-            error_message=str(error_message) if error_message else "",
+            error_message=str(error_message)[:MAX_ERROR_MESSAGE_CHARS] if error_message else "",
             processing_time=_as_int(data.get("processingTime"), -1),
             progress=min(100.0, max(0.0, _as_float(data.get("progress"), 0.0))),
             images_count=_as_int(data.get("imagesCount"), 0),
@@ -357,6 +365,12 @@ class DownloadStream:
 # ---------------------------------------------------------------------------------------------
 # Client
 
+def _is_uuid(body: Any) -> bool:
+    """A reply carrying the node's task uuid (any non-empty string of sane length)."""
+    return isinstance(body, dict) and isinstance(body.get("uuid"), str) \
+        and 0 < len(body["uuid"]) <= MAX_UUID_CHARS
+
+
 def _options_json(options: Any) -> str:
     """NodeODM wants a JSON string of ``[{"name", "value"}]``; a plain dict is accepted too."""
     if options is None:
@@ -465,7 +479,10 @@ class NodeClient:
         body = self._call("GET", "/options")
         if not isinstance(body, list):
             raise self._shape("options", body)
-        return [o for o in body if isinstance(o, dict)]
+        options = [o for o in body if isinstance(o, dict)]
+        if len(json.dumps(options)) > MAX_OPTIONS_JSON_BYTES:
+            raise NodeServerError(f"Options reply larger than {MAX_OPTIONS_JSON_BYTES} bytes")
+        return options
 
     # -- task creation ----------------------------------------------------------------------
 
@@ -475,7 +492,7 @@ class NodeClient:
         if name is not None:
             fields.insert(0, ("name", (None, str(name))))
         body = self._call("POST", "/task/new/init", files=fields)
-        if not isinstance(body, dict) or not isinstance(body.get("uuid"), str):
+        if not _is_uuid(body):
             raise self._shape("init", body)
         return body["uuid"]
 
@@ -515,7 +532,7 @@ class NodeClient:
     def commit(self, uuid: str) -> str:
         """``POST /task/new/commit/{uuid}``; the task starts. Returns the uuid the node gives."""
         body = self._call("POST", f"/task/new/commit/{quote(str(uuid), safe='')}")
-        if not isinstance(body, dict) or not isinstance(body.get("uuid"), str):
+        if not _is_uuid(body):
             raise self._shape("commit", body)
         return body["uuid"]
 

@@ -144,14 +144,23 @@ def common_options(nodes: list[dict], now: datetime | None = None) -> list[dict]
     return common or []
 
 
+MAX_RERUN_STAGES = 32
+MAX_STAGE_CHARS = 32
+
+
 def rerun_from(node: dict | None) -> list[str]:
-    """The stages a task on this node can be re-run from (the `rerun-from` option's domain)."""
+    """The stages a task on this node can be re-run from (the `rerun-from` option's domain).
+    ODM has about a dozen short stage names; more, or longer ones, are dropped so a task's
+    representation stays bounded (MAX_RERUN_STAGES of at most MAX_STAGE_CHARS)."""
     if not node:
         return []
     for option in _options(node):
         if option.get("name") == "rerun-from":
             domain = option.get("domain")
-            return [str(stage) for stage in domain] if isinstance(domain, list) else []
+            if not isinstance(domain, list):
+                return []
+            stages = [str(stage) for stage in domain if isinstance(stage, (str, int, float))]
+            return [s for s in stages if len(s) <= MAX_STAGE_CHARS][:MAX_RERUN_STAGES]
     return []
 
 

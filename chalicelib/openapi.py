@@ -118,6 +118,10 @@ def _operation(path: str, method: str, meta: apidoc.RouteDoc, view_name: str) ->
         params.append({"name": param.name, "in": "query", "required": False, "schema": param.schema,
                        **({"description": param.description} if param.description else {})})
     responses = {str(status): _response(status, kind) for status, kind in meta.responses.items()}
+    if meta.listed:
+        responses["200"]["headers"] = {"Link": {
+            "description": "`<url>; rel=\"next\"`: the next page, when this answer does not hold the rest",
+            "schema": {"type": "string"}}}
     if meta.body is not None or meta.query or meta.files:
         responses.setdefault("400", _response(400, apidoc.INVALID))
     if meta.auth == "required":

@@ -1,4 +1,5 @@
-"""One poll cycle: refresh nodes, find active tasks, advance each one step.
+"""One poll cycle: refresh nodes, find active tasks, advance each one step, and carry
+on the jobs the API handed over (store/work.py: project removals, user hand-overs).
 
 The scheduled `poller` function (app.py) runs this every minute on AWS; the local
 stack runs it every few seconds. Each active task is advanced under a lease (one
@@ -27,7 +28,7 @@ from .config import settings
 from .models import PendingAction, StatusCode
 from .nodeodm import NodeConnectionError, NodeError, NodeResponseError, NodeServerError
 from .store import nodes as node_store
-from .store import output, tasks
+from .store import output, tasks, work
 from .store.dynamo import ConditionFailed, transact
 
 log = logging.getLogger(__name__)
@@ -87,11 +88,38 @@ def run_cycle(context=None) -> dict:
     nodes = node_service.refresh_all(node_store.list_all())
     cycle = Cycle(owner=uuid_lib.uuid4().hex, nodes={n["id"]: n for n in nodes}, deadline=deadline)
     active = tasks.list_active()
+    jobs = work.list_all()
+    removing = {job["project_id"] for job in jobs if job.get("kind") == work.REMOVE_PROJECT}
     with ThreadPoolExecutor(max_workers=max(1, config.poll_workers), thread_name_prefix="poll") as pool:
+        for job in jobs:
+            pool.submit(_run_job_safely, cycle, job)
         for task in active:
+            if task["project_id"] in removing and not task.get("uuid"):
+                continue  # nothing on a node: its project's removal job removes it
             pool.submit(_advance_safely, cycle, task)
-    cycle.stats.update(nodes=len(nodes), active=len(active))
+    cycle.stats.update(nodes=len(nodes), active=len(active), jobs=len(jobs))
     return cycle.stats
+
+
+def _run_job_safely(cycle: Cycle, job: dict) -> None:
+    """Carry on a job the API handed over (removal.run_job) until it is done or the cycle
+    ends, under a lease that lasts the cycle: overlapping cycles never run one job twice."""
+    if cycle.seconds_left() <= 0:
+        cycle.count("deferred")
+        return
+    if not work.acquire(job, cycle.owner, time.time() + cycle.seconds_left() + SAFETY_MARGIN_SECONDS):
+        cycle.count("busy")
+        return
+    done = False
+    try:
+        done = removal.run_job(job, has_time=lambda: cycle.seconds_left() > 0)
+        cycle.count("jobs_done" if done else "jobs_continued")
+    except Exception:  # retried next cycle
+        log.exception("Job %s failed", job.get("job"))
+        cycle.count("errors")
+    finally:
+        if not done:
+            work.release(job, cycle.owner)
 
 
 def _advance_safely(cycle: Cycle, task: dict) -> None:

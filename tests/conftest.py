@@ -27,9 +27,12 @@ import pytest  # noqa: E402
 import requests  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+from aloft_local.motoserver import serialize_in_process_moto  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the moto server's request log
-sys.setswitchinterval(0.0005)  # moto's server thread answers this process's own calls: hand over the GIL fast
+sys.setswitchinterval(0.0005)  # threads of this process wait on each other's HTTP: hand over the GIL fast
+serialize_in_process_moto()  # the poller's threads under mock_aws: one call at a time, as atomic as AWS
 TEST_PREFIX = "aloft-test"
 
 
@@ -40,7 +43,7 @@ def moto_endpoint():
     import time
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "aloft_local.motoserver", str(port)], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -42,3 +42,13 @@ def complete_in_s3(project_id: int, task_id: str, zip_bytes: bytes) -> dict:
     return tasks.mutate(project_id, task_id, lambda t: {
         "status": 40, "running_progress": 1.0, "available_assets": result.available_assets,
         "size_bytes": result.size_bytes, "statistics": result.statistics})
+
+
+def proxy_size(reply) -> int:
+    """Bytes of the Lambda proxy result a reply travelled in: status, headers and body as
+    JSON with ASCII escapes (what limits.LAMBDA_MAX_RESPONSE_BYTES caps)."""
+    import json
+
+    return len(json.dumps({"statusCode": reply.status, "headers": reply.headers,
+                           "multiValueHeaders": {}, "body": reply.body.decode("utf-8"),
+                           "isBase64Encoded": False}))

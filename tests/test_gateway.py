@@ -137,3 +137,24 @@ def test_the_real_app_refuses_a_create_over_one_lambda_event(live, alice):
     reply = requests.post(url, headers=auth, files=two_small)
     assert reply.status_code == 201 and reply.json()["images_count"] == 2
     assert json.loads(requests.get(url, headers=auth).content)[0]["images_count"] == 2
+
+
+def test_a_console_over_the_response_cap_reads_whole_through_the_gateway(live, alice):
+    """The output route bounds its answers: a console of more than 8 MB (43 MB once escaped)
+    never hits Lambda's 6 MB response cap (API Gateway would answer 502), and a WebODM client
+    reading with `?line=` gets every line."""
+    from tests.test_task_output import _huge_console, append
+
+    auth = {"Authorization": f"JWT {alice['token']}"}
+    project = requests.post(live + "/api/projects/", headers=auth, json={"name": "p"}).json()
+    task = requests.post(f"{live}/api/projects/{project['id']}/tasks/", headers=auth,
+                         files=[("images", (f"{i}.jpg", b"\xff" * 100)) for i in range(2)]).json()
+    lines = _huge_console()
+    append(project["id"], task["id"], lines)
+    url = f"{live}/api/projects/{project['id']}/tasks/{task['id']}/output/"
+    got: list[str] = []
+    while len(got) < len(lines):
+        reply = requests.get(url, headers=auth, params={"line": len(got)})
+        assert reply.status_code == 200, reply.text[:200]
+        got += reply.json().split("\n")
+    assert got == lines

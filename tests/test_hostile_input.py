@@ -228,15 +228,18 @@ def test_options_over_64_kb(api, world, unchanged):
 
 
 def test_the_largest_valid_task_fits_one_dynamodb_item(api, world):
-    """500 options, 100 KB crop and potree_scene, 50 tags of 100 four-byte characters."""
+    """500 options, a 20 KB crop and a 40 KB potree_scene, 50 tags of 100 four-byte characters."""
     options = [{"name": f"o{i:03d}", "value": "v" * 90} for i in range(500)]
-    blob = {f"k{i}": "x" * 90 for i in range(900)}
+    crop = {f"k{i}": "x" * 90 for i in range(190)}
+    scene = {f"k{i}": "x" * 90 for i in range(390)}
+    assert 19_000 < len(json.dumps(crop)) <= 20_000 and 39_000 < len(json.dumps(scene)) <= 40_000
     tags = ["\U0001F600" * 100 for _ in range(50)]
     reply = api.patch(world.a, token=world.alice["token"],
-                      json={"options": options, "crop": blob, "potree_scene": blob, "tags": tags})
+                      json={"options": options, "crop": crop, "potree_scene": scene, "tags": tags})
     assert reply.status == 200, reply.json
     read = api.get(world.a, token=world.alice["token"]).json
-    assert read["options"] == options and read["crop"] == blob and read["tags"] == tags
+    assert read["options"] == options and read["crop"] == crop and read["potree_scene"] == scene
+    assert read["tags"] == tags
 
 
 # ---------------------------------------------------------------- unicode and control characters
@@ -672,7 +675,8 @@ def test_enormous_dropzone_numbers_store_nothing(live, world):
 
 def test_the_largest_valid_project_leaves_room_for_thousands_of_tasks(api, world):
     """A 16,384-character description of four-byte characters and 50 tags of 100: the row
-    stays under 100 KB, leaving DynamoDB's 400 KB for about 8,000 task ids (36 B + overhead)."""
+    stays under 100 KB, leaving DynamoDB's 400 KB for about 8,000 task ids (36 B + overhead),
+    far more than the 2,000 a project may hold."""
     from chalicelib.store import projects as project_store
 
     body = {"name": "\U0001F600" * 255, "description": "\U0001F600" * 16_384,

@@ -97,3 +97,95 @@ def test_huge_line_and_limit_values(console):
     assert get(line=10**30).json == ""
     assert get(line=-(10**30), limit=10**30).json == "a\nb"
     assert get(limit=-(10**30)).json == "a\nb"
+
+
+# ---------------------------------------------------------------- a console far above 6 MB
+
+def _huge_console() -> list[str]:
+    """Lines whose escaping is as costly as it gets: control characters (1 byte, 7 in the
+    proxy result), emoji (4 bytes, 14), quotes and backslashes (1 byte, 4), plus ordinary
+    and empty lines. About 8.1 MB stored."""
+    lines = []
+    for i in range(40):
+        lines += ["\x01\x1b" * 50_000, f"step {i}", ""]
+    for i in range(20):
+        lines += ["\U0001F600" * 25_000, '"\\' * 50_000]
+    lines += [f"line {i}: {'x' * 20}" for i in range(3_000)]
+    lines.append("done")
+    return lines
+
+
+@pytest.fixture
+def huge(console):
+    project, task, get = console
+    lines = _huge_console()
+    assert sum(len(line.encode()) + 1 for line in lines) > 8_000_000
+    append(project["id"], task["id"], lines)
+    return lines, get
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "raw"])
+def test_a_console_far_above_the_cap_is_read_incrementally_in_every_format(huge, fmt):
+    from chalicelib.limits import LAMBDA_MAX_RESPONSE_BYTES
+    from tests.helpers import proxy_size
+
+    lines, get = huge
+    got: list[str] = []
+    answers = 0
+    while len(got) < len(lines):
+        reply = get(line=len(got), f=fmt)
+        assert reply.status == 200 and proxy_size(reply) < LAMBDA_MAX_RESPONSE_BYTES
+        answers += 1
+        if fmt == "json":
+            assert reply.json["count"] == len(lines)
+            new = reply.json["lines"]
+        else:
+            text = reply.json if fmt == "text" else reply.body.decode("utf-8")
+            new = text.split("\n") if text else []
+        assert new, f"no progress at line {len(got)}"
+        got += new
+    assert got == lines  # every line exactly once, in order
+    assert answers > 3
+    assert get(line=len(lines), f=fmt).status == 200
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "raw"])
+def test_whole_and_tail_reads_of_a_huge_console_stay_under_the_cap(huge, fmt):
+    from chalicelib.limits import LAMBDA_MAX_RESPONSE_BYTES
+    from tests.helpers import proxy_size
+
+    lines, get = huge
+
+    def read(**params) -> list[str]:
+        reply = get(f=fmt, **params)
+        assert reply.status == 200 and proxy_size(reply) < LAMBDA_MAX_RESPONSE_BYTES, params
+        if fmt == "json":
+            return reply.json["lines"]
+        text = reply.json if fmt == "text" else reply.body.decode("utf-8")
+        return text.split("\n")
+
+    head = read()
+    assert 0 < len(head) < len(lines) and head == lines[:len(head)]
+    tail = read(limit=-10**9)  # the end of the console: its trailing lines that fit
+    assert 0 < len(tail) < len(lines) and tail == lines[-len(tail):]
+    assert read(limit=-3) == lines[-3:]
+    window = read(line=100, limit=10**9)
+    assert window == lines[100:100 + len(window)]
+    assert read(line=-1, limit=2) == lines[:2]
+
+
+def test_reading_the_end_of_a_huge_console_reads_one_chunk(huge, api):
+    """`?line=N` near the end queries only the chunk holding line N."""
+    from chalicelib import aws
+
+    lines, get = huge
+    calls = []
+    client = aws.dynamodb()
+    record = lambda model=None, **_: calls.append(model.name)  # noqa: E731
+    client.meta.events.register("before-call.dynamodb.Query", record)
+    try:
+        reply = get(line=len(lines) - 2, f="json")
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.Query", record)
+    assert reply.json["lines"] == lines[-2:]
+    assert calls == ["Query"]

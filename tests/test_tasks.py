@@ -301,3 +301,19 @@ def test_options_round_trip_as_json(api, alice):
                {"name": "fast-orthophoto", "value": False}]
     task = new_task(api, alice, project, options=json.dumps(options))
     assert task["options"] == options
+
+
+def test_the_largest_presign_answer_fits_one_lambda_response(api, alice):
+    """1,000 files (the most one request may ask) with the longest, costliest names: names are
+    cut to 200 bytes, so the answer stays under Lambda's 6 MB response cap."""
+    from chalicelib.limits import LAMBDA_MAX_RESPONSE_BYTES
+    from tests.helpers import proxy_size
+
+    project = new_project(api, alice)
+    task = api.post(tasks_url(project), token=alice["token"], json={"partial": True}).json
+    files = [{"name": "\U0001F600" * 1024, "size": 5 * 1024**3} for _ in range(1000)]
+    body = json.dumps({"files": files}, ensure_ascii=False).encode()  # 4.1 MB: under the 4 MiB field cap
+    reply = api.post(tasks_url(project, task, "presign/"), token=alice["token"], data=body,
+                     headers={"Content-Type": "application/json"})
+    assert reply.status == 200 and len(reply.json["uploads"]) == 1000
+    assert proxy_size(reply) < LAMBDA_MAX_RESPONSE_BYTES

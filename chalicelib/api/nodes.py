@@ -10,12 +10,12 @@ from chalice import Blueprint
 
 from .. import nodes
 from ..errors import forbidden, not_found, validate
-from ..apidoc import INT, NO_CONTENT, ORDERING, STR, Param, doc
-from ..models import NodeOut, NodeWrite, utcnow
+from ..apidoc import INT, LIST_RULE, NO_CONTENT, ORDERING, PAGE, STR, Param, doc
+from ..models import NodeOut, NodePage, NodeWrite, utcnow
 from ..store import nodes as node_store
 from .common import (BODY_CONTENT_TYPES, current_user, int_id, no_content, parse_body,
                      query_params, respond)
-from .listing import exact_filter, order
+from .listing import answer, exact_filter, order
 
 bp = Blueprint(__name__)
 _WRITABLE = set(NodeWrite.model_fields)
@@ -42,12 +42,13 @@ def _has_options(value: str) -> bool:
 
 
 @bp.route("/api/processingnodes", methods=["GET"], content_types=BODY_CONTENT_TYPES)
-@doc("List processing nodes", {200: [NodeOut]}, tags=("processingnodes",),
+@doc("List processing nodes", {200: ([NodeOut], NodePage)}, tags=("processingnodes",),
      query=(Param("id", INT), Param("hostname", STR), Param("port", INT), Param("api_version", STR),
             Param("queue_count", INT), Param("max_images", INT), Param("engine", STR),
             Param("engine_version", STR),
             Param("has_available_options", STR, "`true`/`1`: nodes with options; anything else: without"),
-            ORDERING))
+            ORDERING, PAGE),
+     listed=True, description=LIST_RULE)
 def list_nodes():
     """Every node, as a plain array; exact filters, `has_available_options`, `ordering`."""
     current_user(bp.current_request)
@@ -58,7 +59,7 @@ def list_nodes():
         wanted = _has_options(query["has_available_options"])
         items = [n for n in items if bool(n["available_options"]) == wanted]
     items = order(items, query.get("ordering"), set(NodeOut.model_fields))
-    return respond(items)
+    return answer(bp.current_request, items, query)
 
 
 @bp.route("/api/processingnodes/options", methods=["GET"], content_types=BODY_CONTENT_TYPES)

@@ -6,13 +6,13 @@ import uuid
 from chalice import Blueprint
 
 from .. import permissions
-from ..apidoc import INT, NO_CONTENT, ORDERING, PAGE, STR, Param, doc
+from ..apidoc import INT, LIST_RULE, NO_CONTENT, ORDERING, PAGE, STR, Param, doc
 from ..errors import bad_request, not_found, validate
 from ..models import ProjectOut, ProjectPage, ProjectWrite, utcnow
 from ..store import projects
 from .common import (BODY_CONTENT_TYPES, current_user, int_id, no_content, parse_body,
                      query_params, respond)
-from .listing import exact_filter, maybe_paginate, order
+from .listing import answer, exact_filter, order
 
 bp = Blueprint(__name__)
 _WRITABLE = set(ProjectWrite.model_fields)
@@ -53,7 +53,8 @@ def _search(items: list[dict], search: str) -> list[dict]:
 @doc("List projects", {200: ([ProjectOut], ProjectPage)}, tags=("projects",),
      query=(Param("id", INT), Param("name", STR), Param("description", STR), Param("created_at", STR),
             Param("search", STR, "Words that must appear in the name; `#tag` for a project tag."),
-            ORDERING, PAGE))
+            ORDERING, PAGE),
+     listed=True, description=LIST_RULE)
 def list_projects():
     """The caller's projects, newest first; an envelope when `page` is given."""
     request = bp.current_request
@@ -65,7 +66,7 @@ def list_projects():
     if query.get("search"):
         items = _search(items, query["search"])
     items = order(items, query.get("ordering"), set(ProjectOut.model_fields))
-    return respond(maybe_paginate(request, items, query))
+    return answer(request, items, query)
 
 
 @bp.route("/api/projects", methods=["POST"], content_types=BODY_CONTENT_TYPES)
@@ -105,16 +106,15 @@ def update_project(project_id):
 
 
 @bp.route("/api/projects/{project_id}", methods=["DELETE"], content_types=BODY_CONTENT_TYPES)
-@doc("Delete a project and its tasks", {204: NO_CONTENT}, tags=("projects",))
+@doc("Delete a project and its tasks", {204: NO_CONTENT}, tags=("projects",),
+     description="The project disappears at once. Its tasks are removed within a short budget, and "
+                 "the scheduled poller removes the rest (and the project row) in the background.")
 def delete_project(project_id):
-    """Hide the project at once; its tasks are removed, then the row goes."""
-    from ..removal import remove_project_tasks
+    """Hide the project at once; its tasks are removed (what takes longer by the poller),
+    then the row goes."""
+    from .. import removal
 
     user = current_user(bp.current_request)
     project = permissions.project_for(user, int_id(project_id), need="delete")
-    hidden = projects.mark_deleting(project["id"])
-    if hidden is not None:
-        context = bp.lambda_context
-        remove_project_tasks(hidden, has_time=lambda: context is None
-                             or context.get_remaining_time_in_millis() > 8000)
+    removal.delete_project(project, bp.lambda_context)
     return no_content()

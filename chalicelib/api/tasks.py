@@ -13,17 +13,19 @@ import uuid as uuid_lib
 from chalice import Blueprint, Response
 
 from .. import access, permissions, storage, uploads
-from ..apidoc import CONSOLE, INT, NO_CONTENT, ORDERING, REDIRECT, STR, Param, doc
+from ..apidoc import CONSOLE, INT, LIST_RULE, NO_CONTENT, ORDERING, PAGE, REDIRECT, STR, Param, doc
 from ..errors import ApiError, bad_request, field_error, forbidden, not_found, validate
-from ..models import OutputJson, PendingAction, StatusCode, Success, TaskOut, TaskWrite, utcnow
+from ..models import (MAX_TASKS_PER_PROJECT, OutputJson, PendingAction, StatusCode, Success, TaskOut, TaskPage,
+                      TaskWrite, utcnow)
 from ..paths import safe_filename, safe_relative_path
 from ..removal import remove_task
 from ..store import nodes as node_store
 from ..store import output, projects, tasks
 from ..store.dynamo import ConditionFailed, transact
+from . import payload
 from .common import (BODY_CONTENT_TYPES, MAX_ID, Body, caller_task, current_user, int_id, optional_user,
                      parse_body, query_params, respond)
-from .listing import order
+from .listing import answer, order
 
 bp = Blueprint(__name__)
 BASE = "/api/projects/{project_id}/tasks"
@@ -107,6 +109,13 @@ def _project_ref(value) -> dict | None:
     return projects.get(project_id) if 1 <= project_id <= MAX_ID else None
 
 
+def _check_room(project: dict | None) -> None:
+    """400 when a project already holds MAX_TASKS_PER_PROJECT tasks (the bound that keeps a
+    page of projects within one API answer)."""
+    if projects.is_full(project):
+        raise bad_request(f"A project holds at most {MAX_TASKS_PER_PROJECT} tasks")
+
+
 def _writable_fields(body: Body) -> dict:
     return {k: v for k, v in body.fields.items() if k in _WRITABLE}
 
@@ -125,10 +134,12 @@ def _new_task(project_id: int, data: TaskWrite, partial: bool) -> dict:
 # ------------------------------------------------------------------ list and create
 
 @bp.route(BASE, methods=["GET"], content_types=BODY_CONTENT_TYPES)
-@doc("List a project's tasks", {200: [TaskOut]}, tags=("tasks",),
-     query=(Param("status", INT), Param("available_assets", STR, "Comma-separated; all must be present"), ORDERING))
+@doc("List a project's tasks", {200: ([TaskOut], TaskPage)}, tags=("tasks",),
+     query=(Param("status", INT), Param("available_assets", STR, "Comma-separated; all must be present"),
+            ORDERING, PAGE), listed=True, description=LIST_RULE)
 def list_tasks(project_id):
-    """All tasks of a project as a plain array; `status` filter and `ordering`."""
+    """All tasks of a project as a plain array (as WebODM: never paginated, unless it would not
+    fit Lambda's answer or `page` is given); `status` filter and `ordering`."""
     request = bp.current_request
     user = current_user(request)
     project = permissions.project_for(user, int_id(project_id))
@@ -145,7 +156,7 @@ def list_tasks(project_id):
         items = [t for t in items if all(a in (t.get("available_assets") or []) for a in wanted_assets)]
     nodes = _nodes_of(items)
     out = [task_out(t, nodes) for t in items]
-    return respond(order(out, query.get("ordering"), set(TaskOut.model_fields)))
+    return answer(request, order(out, query.get("ordering"), set(TaskOut.model_fields)), query)
 
 
 @bp.route(BASE, methods=["POST"], content_types=BODY_CONTENT_TYPES)
@@ -170,10 +181,12 @@ def create_task(project_id):
     nodes = _check_node(data.processing_node)
     if not partial and len(body.files) < 2:
         raise bad_request("Cannot create task, you need at least 2 images")
+    _check_room(project)
     task = _new_task(project["id"], data, partial=True)  # hidden from the poller while uploading
     try:
         transact(tasks.create_request(task), ("Update", projects.add_task_request(project["id"], task["id"])))
     except ConditionFailed:
+        _check_room(projects.get(project["id"]))
         raise not_found() from None
     task["version"] = 1
     changes: dict = {} if partial else {"partial": False}
@@ -229,9 +242,11 @@ def update_task(project_id, task_id):
     if updated is None or tasks.is_hidden(updated):
         raise not_found()
     if target["id"] != project["id"]:
+        _check_room(target)
         try:
             updated = tasks.move(updated, target["id"])
         except ConditionFailed:
+            _check_room(projects.get(target["id"]))
             raise ApiError(409, {"detail": "The task changed while it was being moved; try again."}) from None
     return respond(task_json(updated))
 
@@ -293,18 +308,36 @@ def _int_param(query: dict, name: str) -> int:
         raise bad_request("Invalid parameter") from None
 
 
+# How one console line, and the separator after it, appear in each format's body.
+_CONSOLE_PIECES = {
+    "text": (lambda line: json.dumps(line)[1:-1], "\\n"),  # inside one JSON string
+    "json": (json.dumps, ","),                              # items of `lines`
+    "raw": (lambda line: line, "\n"),                       # plain text
+}
+_CONSOLE_ENVELOPE = 256  # `{"lines":[],"count":N}`, the quotes of a JSON string
+
+
 @bp.route(ONE + "/output", methods=["GET"], content_types=BODY_CONTENT_TYPES)
 @doc("Console output", {200: CONSOLE}, tags=("tasks",),
-     query=(Param("line", INT), Param("limit", INT), Param("f", {"enum": ["text", "json", "raw"]})))
+     query=(Param("line", INT), Param("limit", INT), Param("f", {"enum": ["text", "json", "raw"]})),
+     description="WebODM's console read: lines from `line` (`limit` of them; a negative `limit`: the "
+                 "last ones). An answer stops at a line boundary before it would pass 4 MiB (measured "
+                 "escaped, as it travels in Lambda's response), keeping the leading lines of the "
+                 "selection, or its trailing ones for a negative `limit`; `count` (f=json) stays the "
+                 "total. A client reading incrementally (`?line=<lines it has>`) gets every line.")
 def task_output(project_id, task_id):
-    """Console lines from `line`, `limit` of them (negative: the last ones), as text/json/raw."""
+    """Console lines from `line`, `limit` of them (negative: the last ones), as text/json/raw,
+    at most payload.BUDGET of them (see the description)."""
     query = query_params(bp.current_request)
     _, _, task = _load(project_id, task_id, need="view")
     line, limit = _int_param(query, "line"), _int_param(query, "limit")
     fmt = query.get("f", "text")
     if fmt not in ("text", "json", "raw"):
         raise bad_request("Invalid parameter")
-    lines, count = output.read(task, line, limit)
+    piece, separator = _CONSOLE_PIECES[fmt]
+    separator_cost = payload.escaped(separator)
+    lines, count = output.read(task, line, limit, budget=payload.BUDGET - _CONSOLE_ENVELOPE,
+                               cost=lambda text: payload.escaped(piece(text)) + separator_cost)
     if fmt == "json":
         return respond(OutputJson(lines=lines, count=count).model_dump())
     text = "\n".join(lines)

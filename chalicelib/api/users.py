@@ -1,20 +1,22 @@
 """Admin users API: /api/admin/users/ (superusers only; everyone else gets 403).
 
 Deleting a user hands their projects to the superuser who deleted them, so no
-project is ever left without an owner who can reach it.
+project is ever left without an owner who can reach it (chalicelib/removal.py: what
+does not fit the route's budget, the poller finishes).
 """
 from __future__ import annotations
 
 from chalice import Blueprint
 
-from ..apidoc import INVALID, NO_CONTENT, ORDERING, PAGE, doc
+from ..apidoc import INVALID, LIST_RULE, NO_CONTENT, ORDERING, PAGE, doc
 from ..auth import hash_password
 from ..errors import ApiError, bad_request, forbidden, not_found, validate
 from ..models import UserOut, UserPage, UserWrite, utcnow
-from ..store import projects, users
+from ..store import users
+from ..store.dynamo import ConditionFailed
 from .common import (BODY_CONTENT_TYPES, current_user, int_id, no_content, parse_body,
                      query_params, respond)
-from .listing import maybe_paginate, order
+from .listing import answer, order
 
 bp = Blueprint(__name__)
 _DUPLICATE = {"username": ["A user with that username already exists."]}
@@ -40,14 +42,15 @@ def _target(user_id: str) -> dict:
 
 
 @bp.route("/api/admin/users", methods=["GET"], content_types=BODY_CONTENT_TYPES)
-@doc("List users (superuser)", {200: ([UserOut], UserPage)}, query=(ORDERING, PAGE), tags=("admin",))
+@doc("List users (superuser)", {200: ([UserOut], UserPage)}, query=(ORDERING, PAGE), tags=("admin",),
+     listed=True, description=LIST_RULE)
 def list_users():
     """All users (superuser only)."""
     _superuser()
     query = query_params(bp.current_request)
     items = [user_out(u) for u in users.list_all()]
     items = order(items, query.get("ordering"), set(UserOut.model_fields))
-    return respond(maybe_paginate(bp.current_request, items, query))
+    return answer(bp.current_request, items, query)
 
 
 @bp.route("/api/admin/users", methods=["POST"], content_types=BODY_CONTENT_TYPES)
@@ -98,14 +101,18 @@ def update_user(user_id):
 
 @bp.route("/api/admin/users/{user_id}", methods=["DELETE"], content_types=BODY_CONTENT_TYPES)
 @doc("Delete a user; their projects pass to the caller (superuser)", {204: NO_CONTENT, 400: INVALID},
-     tags=("admin",))
+     tags=("admin",), description="The user is gone at once; their projects pass to the caller within a "
+                                  "short budget, the scheduled poller hands over the rest.")
 def delete_user(user_id):
     """Delete a user; their projects pass to the deleting superuser."""
+    from .. import removal
+
     admin = _superuser()
     record = _target(user_id)
     if record["id"] == admin["id"]:
         raise ApiError(400, {"detail": "You cannot delete your own account."})
-    for project in projects.list_for_owner(record["id"]):
-        projects.set_owner(project["id"], admin["id"])
-    users.delete(record)
+    try:
+        removal.delete_user(record, admin, bp.lambda_context)
+    except ConditionFailed:
+        raise not_found() from None  # deleted (or renamed) meanwhile
     return no_content()

@@ -8,9 +8,11 @@ appends new lines in the same transaction that records how many node lines it
 has consumed: each node line is stored exactly once.
 
 Lines are what WebODM shows: the node's lines, each followed by a newline, with
-the whole text right-stripped and split on "\\n" (WebODM's TaskViewSet.output).
+the whole text right-stripped and split on "\\n" (WebODM's task output view).
 """
 from __future__ import annotations
+
+from typing import Callable, Iterator
 
 from .dynamo import Table, serialize_value
 
@@ -56,8 +58,15 @@ def select(count: int, line: int, limit: int) -> tuple[int, int]:
     return start, count
 
 
-def read(task: dict, line: int = 0, limit: int = 0) -> tuple[list[str], int]:
-    """(selected lines, total count) reading only the chunks that hold them."""
+def read(task: dict, line: int = 0, limit: int = 0, budget: int | None = None,
+         cost: Callable[[str], int] = len) -> tuple[list[str], int]:
+    """(selected lines, total count), reading only the chunks that hold them.
+
+    With a `budget`, the lines stop at a line boundary once their summed `cost` would
+    pass it (never fewer than one line): the leading lines of the selection, or for a
+    negative `limit` (the end of the console) its trailing lines. A reader that asks
+    again from `line` + the lines it got loses nothing.
+    """
     c = counters(task)
     visible = c["stored"] - c["blank_tail"]
     count = max(1, visible)
@@ -66,21 +75,70 @@ def read(task: dict, line: int = 0, limit: int = 0) -> tuple[list[str], int]:
         return ([""] if start < end else []), count
     if start >= end:
         return [], count
-    chunks: list[dict] = []
-    for chunk in _table.query("#t = :t AND #s <= :last", names={"#t": "task_id", "#s": "start"},
-                              values={":t": task["id"], ":last": end - 1}, forward=False,
-                              consistent=True):
-        chunks.append(chunk)
-        if chunk["start"] <= start:
-            break
+    spent = 0
     lines: list[str] = []
-    for chunk in reversed(chunks):
+
+    def take(index: int, piece: str) -> bool:
+        nonlocal spent
+        text = piece.rstrip() if index == visible - 1 else piece
+        if budget is not None:
+            spent += cost(text)
+            if spent > budget and lines:
+                return False
+        lines.append(text)
+        return True
+
+    if limit < 0:
+        for chunk in _chunks_back(task["id"], end - 1):
+            first = chunk["start"]
+            for offset in range(len(chunk["lines"]) - 1, -1, -1):
+                index = first + offset
+                if index >= end:
+                    continue
+                if index < start or not take(index, chunk["lines"][offset]):
+                    lines.reverse()
+                    return lines, count
+            if first <= start:
+                break
+        lines.reverse()
+        return lines, count
+    for chunk in _chunks_forward(task["id"], start, end - 1):
         first = chunk["start"]
         for offset, piece in enumerate(chunk["lines"]):
             index = first + offset
-            if start <= index < end:
-                lines.append(piece.rstrip() if index == visible - 1 else piece)
+            if index < start:
+                continue
+            if index >= end or not take(index, piece):
+                return lines, count
     return lines, count
+
+
+_KEY_NAMES = {"#t": "task_id", "#s": "start"}
+
+
+def _chunks_back(task_id: str, last: int) -> Iterator[dict]:
+    """Chunks from the one holding line `last` backwards (lazily: one Query page at a time)."""
+    return _table.query("#t = :t AND #s <= :last", names=_KEY_NAMES,
+                        values={":t": task_id, ":last": last}, forward=False, consistent=True)
+
+
+def _chunks_forward(task_id: str, first: int, last: int) -> Iterator[dict]:
+    """Chunks from the one holding line `first` to the one holding line `last`, in order.
+    Chunks hold a varying number of lines, so the one holding `first` is found first
+    (the last chunk starting at or before it); line 0 always starts chunk 0."""
+    after = -1
+    if first > 0:
+        for chunk in _table.query("#t = :t AND #s <= :first", names=_KEY_NAMES,
+                                  values={":t": task_id, ":first": first}, forward=False,
+                                  consistent=True, limit=1):
+            yield chunk
+            after = chunk["start"]
+            if after + len(chunk["lines"]) > last:
+                return
+    if after + 1 <= last:
+        yield from _table.query("#t = :t AND #s BETWEEN :a AND :last", names=_KEY_NAMES,
+                                values={":t": task_id, ":a": after + 1, ":last": last},
+                                consistent=True)
 
 
 def append_plan(task: dict, node_lines: list[str]) -> tuple[list[tuple[str, dict]], dict, int]:

@@ -2,18 +2,25 @@
 
 Two sparse GSIs list projects newest first: `by-owner` (attribute `list_owner`)
 and `all-projects` (attribute `list_all`, for superusers). A project being
-deleted loses both attributes, so it drops out of every listing at once while its
-tasks are removed. `tasks` is a string set of the project's task ids, so a listing
-is one Query whatever the number of projects or tasks.
+deleted loses both attributes, so it drops out of every listing at once, and a
+`remove-project` job (store/work.py) is recorded with it: the route and then the
+poller remove its tasks, and the row and the job go together when none is left.
+`tasks` is a string set of the project's task ids, so a listing is one Query
+whatever the number of projects or tasks; a project holds at most
+MAX_TASKS_PER_PROJECT of them.
 """
 from __future__ import annotations
 
-from . import counters
-from .dynamo import ConditionFailed, Table
+from typing import Iterator
+
+from ..models import MAX_TASKS_PER_PROJECT
+from . import counters, work
+from .dynamo import ConditionFailed, Table, transact
 
 _table = Table("projects_table")
 LISTED = "project"
 _VISIBLE = "attribute_exists(id) AND attribute_not_exists(deleting)"
+_EMPTY_AND_DELETING = "attribute_not_exists(tasks) AND attribute_exists(deleting)"
 
 
 def create(owner_id: int, fields: dict, created_at: str) -> dict:
@@ -48,32 +55,60 @@ def update(project_id: int, changes: dict, remove: tuple[str, ...] = ()) -> dict
         return None
 
 
-def set_owner(project_id: int, owner_id: int) -> None:
-    _table.update({"id": project_id}, set={"owner": owner_id, "list_owner": owner_id},
-                  condition=_VISIBLE)
-
-
-def mark_deleting(project_id: int) -> dict | None:
-    """Hide the project from the API; its tasks are removed before the row goes."""
+def set_owner(project_id: int, owner_id: int) -> bool:
+    """Give a visible project to another owner; False if it is not visible (being deleted)."""
     try:
-        return _table.update({"id": project_id}, set={"deleting": True},
-                             remove=("list_owner", "list_all"), condition=_VISIBLE)
-    except ConditionFailed:
-        return None
-
-
-def delete_if_empty(project_id: int) -> bool:
-    """Delete a project row once it holds no task; False while tasks remain."""
-    try:
-        _table.delete({"id": project_id}, condition="attribute_not_exists(tasks)")
+        _table.update({"id": project_id}, set={"owner": owner_id, "list_owner": owner_id},
+                      condition=_VISIBLE)
         return True
     except ConditionFailed:
         return False
 
 
+def mark_deleting(project_id: int) -> bool:
+    """Hide the project from the API and record the job that removes its tasks, then the row
+    (one transaction); False if it was not visible."""
+    try:
+        transact(("Update", _table.update_request({"id": project_id}, set={"deleting": True},
+                                                  remove=("list_owner", "list_all"), condition=_VISIBLE)),
+                 work.remove_project_request(project_id))
+        return True
+    except ConditionFailed:
+        return False
+
+
+def delete_if_empty(project_id: int) -> bool:
+    """Delete a project being deleted, and its job, once it holds no task; False while tasks
+    remain (or if it is not being deleted)."""
+    try:
+        transact(("Delete", _table.delete_request({"id": project_id}, condition=_EMPTY_AND_DELETING)),
+                 work.delete_request(work.remove_project_id(project_id)))
+        return True
+    except ConditionFailed:
+        return False
+
+
+def forget_task(project_id: int, task_id: str) -> None:
+    """Drop a task id whose row is gone (rows and ids change together; an older row may not)."""
+    _table.update({"id": project_id}, delete={"tasks": {task_id}}, condition="attribute_exists(id)")
+
+
+def ids_for_owner(owner_id: int) -> Iterator[int]:
+    """The ids of an owner's visible projects, lazily (one Query page at a time)."""
+    for item in _table.query("#o = :o", names={"#o": "list_owner", "#i": "id"}, values={":o": owner_id},
+                             index="by-owner", projection="#i"):
+        yield item["id"]
+
+
 def add_task_request(project_id: int, task_id: str) -> dict:
-    """Transaction part: record a new task id in a visible project."""
-    return _table.update_request({"id": project_id}, add={"tasks": {task_id}}, condition=_VISIBLE)
+    """Transaction part: record a new task id in a visible project that is not full."""
+    return _table.update_request({"id": project_id}, add={"tasks": {task_id}},
+                                 condition=f"{_VISIBLE} AND (attribute_not_exists(#t) OR size(#t) < :max)",
+                                 names={"#t": "tasks"}, values={":max": MAX_TASKS_PER_PROJECT})
+
+
+def is_full(project: dict | None) -> bool:
+    return project is not None and len(project.get("tasks") or ()) >= MAX_TASKS_PER_PROJECT
 
 
 def remove_task_request(project_id: int, task_id: str) -> dict:

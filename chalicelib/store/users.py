@@ -56,6 +56,12 @@ def delete(user: dict) -> None:
     _table.delete({"username": user["username"]})
 
 
+def delete_request(user: dict) -> tuple[str, dict]:
+    """Transaction part: delete this user's row (not another user who took the name since)."""
+    return ("Delete", _table.delete_request({"username": user["username"]}, condition="#id = :id",
+                                            names={"#id": "id"}, values={":id": user["id"]}))
+
+
 def ensure(record: dict) -> bool:
     """Create the user unless that username exists (seeding); True when created."""
     if get(record["username"]) is not None:
