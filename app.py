@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 from chalice import Chalice, Rate, Response
 
@@ -18,7 +19,8 @@ from chalicelib.api import uploads as upload_routes
 from chalicelib.api import users as user_routes
 from chalicelib.api.common import BODY_CONTENT_TYPES, domain_error_body
 from chalicelib.apidoc import GATEWAY_ROUTES, doc
-from chalicelib.config import settings
+from chalicelib import logs
+from chalicelib.config import LOCAL_STAGE, settings
 from chalicelib.errors import ApiError, DomainError
 
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
@@ -26,6 +28,8 @@ if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
 
 app = Chalice(app_name="aloft")
 app.log.setLevel(logging.INFO)
+if os.environ.get("ALOFT_STAGE", LOCAL_STAGE) != LOCAL_STAGE:
+    logs.use_json(app.log)  # one JSON object per line for CloudWatch Logs Insights
 app.api.binary_types.append("multipart/form-data")
 
 for blueprint in (auth_routes.bp, user_routes.bp, project_routes.bp, node_routes.bp,
@@ -54,28 +58,45 @@ def _drf_body(response: Response, method: str) -> Response:
 
 @app.middleware("http")
 def drf_errors(event, get_response):
-    """ApiError and domain errors -> DRF bodies; anything unexpected -> a logged 500."""
+    """ApiError and domain errors -> DRF bodies; anything unexpected -> a logged 500. Deployed,
+    one access line per request (locally the gateway prints it, with what never reaches here)."""
+    started = time.perf_counter()
     try:
-        response = get_response(event)
+        response = _drf_body(get_response(event), event.method)
     except ApiError as error:
-        return Response(body=error.body, status_code=error.status, headers={**_JSON, **error.headers})
+        response = Response(body=error.body, status_code=error.status, headers={**_JSON, **error.headers})
     except DomainError as error:
         status, body = domain_error_body(error)
-        return Response(body=body, status_code=status, headers=_JSON)
+        response = Response(body=body, status_code=status, headers=_JSON)
     except Exception:  # noqa: BLE001 - the last line of defence
         app.log.exception("Unhandled error on %s %s", event.method, event.path)
-        return Response(body={"detail": "Internal server error"}, status_code=500, headers=_JSON)
-    return _drf_body(response, event.method)
+        response = Response(body={"detail": "Internal server error"}, status_code=500, headers=_JSON)
+    if settings().stage != LOCAL_STAGE:
+        fact = logs.request_fact(event.method, event.path, response.status_code, started)
+        app.log.info("%(method)s %(path)s %(status)s %(ms)s ms", fact, extra={"fact": fact})
+    return response
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def poller(event):
-    """Drive every active task one step on its processing node (see chalicelib/poller.py)."""
+    """The safety net: refresh nodes, carry on jobs, resend overdue steps (chalicelib/poller.py)."""
     from chalicelib.poller import run_cycle
 
-    stats = run_cycle(event.context)
-    app.log.info("poll cycle: %s", stats)
-    return stats
+    return run_cycle(event.context)
+
+
+# One message per task step. Batch size 1: a step may take minutes (a relay, a result
+# download) and must not hold other tasks' steps, nor make them retry when it fails.
+# At most 50 at once: a burst of new tasks then opens at most 50 × ALOFT_UPLOAD_CONCURRENCY
+# uploads to the nodes, and leaves the account's concurrency to the API. The queue is the
+# template's WorkQueue: `chalice package` writes this name into a Fn::Sub of its ARN.
+@app.on_sqs_message(queue="${WorkQueue.QueueName}", batch_size=1, maximum_concurrency=50)
+def worker(event):
+    """Advance the task each work message names (chalicelib/steps, `advance_task`)."""
+    from chalicelib.steps import handle_record
+
+    for record in event:
+        handle_record(record.to_dict(), event.context)
 
 
 @app.lambda_function(name="upload_authorizer")

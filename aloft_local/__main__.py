@@ -36,14 +36,16 @@ def main() -> int:
 
     stack = LocalStack(port=int(os.environ.get("PORT") or 8000),
                        host=os.environ.get("HOST") or "127.0.0.1",
-                       poll_seconds=float(os.environ.get("ALOFT_POLL_SECONDS") or 5))
+                       poll_seconds=float(os.environ.get("ALOFT_POLL_SECONDS") or 60),
+                       workers=int(os.environ.get("ALOFT_WORKERS") or 4))
     try:
         stack.start()
     except DataDirError as exc:
         print(f"Aloft local stack not started: {exc}", file=sys.stderr, flush=True)
         return 2
     username, password, created = stack.admin
-    print(f"Aloft local stack: API on {stack.url}/api/ (poller every {stack.poll_seconds:g} s)", flush=True)
+    print(f"Aloft local stack: API on {stack.url}/api/ ({stack.workers} workers on the work queue, "
+          f"the schedule every {stack.poll_seconds:g} s)", flush=True)
     print(f"  storage: {stack.endpoint}", flush=True)
     _print_data_banner(stack.storage)
     if created:

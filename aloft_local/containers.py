@@ -50,7 +50,8 @@ class Container:
         child_env = {**env, "AWS_LAMBDA_FUNCTION_NAME": f"aloft-local-{function}",
                      "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "aloft_local.lambda_runtime", app_spec, str(child_read), str(child_write)],
+            [sys.executable, "-m", "aloft_local.lambda_runtime", app_spec, str(child_read), str(child_write),
+             function],  # the last one only names the container for `ps`
             cwd=ROOT, env=child_env, pass_fds=(child_read, child_write))
         os.close(child_read)
         os.close(child_write)

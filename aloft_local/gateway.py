@@ -23,11 +23,13 @@ import logging
 import os
 import re
 import threading
+import time
 import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from chalicelib import limits
+from chalicelib.logs import request_fact
 
 from . import apigateway
 from .apigateway import ApiDefinition, GatewayResponse, content_type_matches, first_accept_type
@@ -90,10 +92,14 @@ def make_handler(gateway: "LocalGateway"):
         disable_nagle_algorithm = True
 
         def log_message(self, fmt, *args):  # route through logging, not stderr noise
-            log.info("%s %s", self.address_string(), fmt % args)
+            log.debug("%s %s", self.address_string(), fmt % args)
+
+        def log_request(self, code="-", size="-"):
+            pass  # one access line per request instead, without the query string (tokens)
 
         # -------------------------------------------------------------- writing
         def _send(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
+            self._status = status
             self.send_response(status)
             names = {k.lower() for k, _ in headers}
             for key, value in headers:
@@ -238,6 +244,8 @@ def make_handler(gateway: "LocalGateway"):
             return content_type_matches(first_accept_type(self.headers.get("Accept")), api.binary_types)
 
         def _dispatch(self) -> None:
+            started = time.perf_counter()
+            self._status = 0
             try:
                 self._handle()
             except (BrokenPipeError, ConnectionResetError):
@@ -248,6 +256,8 @@ def make_handler(gateway: "LocalGateway"):
                     self._gateway(api.gateway_response("DEFAULT_5XX"))
                 except OSError:
                     pass
+            fact = request_fact(self.command, urllib.parse.urlsplit(self.path).path, self._status, started)
+            log.info("%(method)s %(path)s %(status)s %(ms)s ms", fact, extra={"fact": fact})
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 

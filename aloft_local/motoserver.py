@@ -28,6 +28,10 @@ class Serialized:
         self.lock = lock or _LOCK
 
     def __call__(self, environ, start_response):
+        if (environ.get("HTTP_X_AMZ_TARGET") or "").startswith("AmazonSQS."):
+            # SQS is not where atomicity matters here, and a long-polling receive must not
+            # hold every other request for its wait.
+            return self.app(environ, start_response)
         length = environ.get("CONTENT_LENGTH")
         if length and length.isdigit():  # a slow client must not hold everyone up
             environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(int(length)))
@@ -59,6 +63,8 @@ def serialize_in_process_moto() -> None:
     original = BotocoreStubber.process_request
 
     def process_request(self, request):
+        if "AmazonSQS." in str(request.headers.get("X-Amz-Target") or ""):
+            return original(self, request)
         with _LOCK:
             return original(self, request)
 

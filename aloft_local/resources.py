@@ -1,4 +1,4 @@
-"""Create Aloft's tables and bucket from infra/resources.json (the deployment's own file).
+"""Create Aloft's tables, bucket and queues from infra/resources.json (the deployment's own file).
 
 The CloudFormation template maps each setting (`ALOFT_USERS_TABLE`, ...) to a
 resource through `Globals.Function.Environment.Variables`; this module reads that
@@ -35,6 +35,8 @@ def resource_environment(prefix: str, template: dict | None = None) -> dict[str,
             env[setting] = f"{prefix}-{logical_id}"
         elif kind == "AWS::S3::Bucket":
             env[setting] = _bucket_name(prefix, logical_id)
+        elif kind == "AWS::SQS::Queue":
+            env[setting] = f"{prefix}-{logical_id}"
     return env
 
 
@@ -53,9 +55,49 @@ def _s3_cors(cloudformation_cors: dict) -> dict:
                           for rule in cloudformation_cors["CorsRules"]]}
 
 
-def create_resources(prefix: str, dynamodb, s3, template: dict | None = None) -> dict[str, str]:
-    """Create missing tables and buckets; returns resource_environment(prefix)."""
+def create_queues(prefix: str, sqs, template: dict | None = None) -> None:
+    """Create the template's queues (dead-letter queues first, as their ARNs are needed).
+    ALOFT_QUEUE_VISIBILITY_SECONDS overrides the visibility timeout: a local knob, so that
+    a test can watch a message come back after a crash in seconds rather than minutes."""
+    import os
+
     template = template or load_template()
+    queues = {lid: r.get("Properties", {}) for lid, r in template["Resources"].items()
+              if r.get("Type") == "AWS::SQS::Queue"}
+    arns: dict[str, str] = {}
+
+    def create(logical_id: str) -> None:
+        if logical_id in arns:
+            return
+        properties = queues[logical_id]
+        attributes = {k: str(properties[k]) for k in ("VisibilityTimeout", "MessageRetentionPeriod",
+                                                     "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
+                      if k in properties}
+        if "VisibilityTimeout" in attributes and os.environ.get("ALOFT_QUEUE_VISIBILITY_SECONDS"):
+            attributes["VisibilityTimeout"] = os.environ["ALOFT_QUEUE_VISIBILITY_SECONDS"]
+        redrive = properties.get("RedrivePolicy")
+        if redrive:
+            target = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            create(target)
+            attributes["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": arns[target],
+                                                      "maxReceiveCount": int(redrive["maxReceiveCount"])})
+        url = sqs.create_queue(QueueName=f"{prefix}-{logical_id}", Attributes=attributes)["QueueUrl"]
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)  # a queue kept from before
+        arns[logical_id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+
+    for logical_id in queues:
+        create(logical_id)
+
+
+def create_resources(prefix: str, dynamodb, s3, template: dict | None = None, sqs=None) -> dict[str, str]:
+    """Create missing tables, buckets and queues; returns resource_environment(prefix)."""
+    template = template or load_template()
+    if sqs is None:
+        from chalicelib import aws
+
+        sqs = aws.client("sqs")
+    create_queues(prefix, sqs, template)
     env = resource_environment(prefix, template)
     by_name = {}
     for logical_id, resource in template["Resources"].items():
@@ -66,6 +108,8 @@ def create_resources(prefix: str, dynamodb, s3, template: dict | None = None) ->
     existing_tables = set(dynamodb.list_tables().get("TableNames", []))
     existing_buckets = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     for name in env.values():
+        if name not in by_name:
+            continue  # a queue: created above
         kind, properties = by_name[name]
         if kind == "table" and name not in existing_tables:
             try:
@@ -82,7 +126,7 @@ def create_resources(prefix: str, dynamodb, s3, template: dict | None = None) ->
         elif kind == "table":
             _add_missing_indexes(dynamodb, name, properties)
     for name in env.values():
-        if by_name[name][0] == "table":
+        if name in by_name and by_name[name][0] == "table":
             dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
     return env
 

@@ -1,7 +1,8 @@
-"""Run the deployed `poller` handler locally, as EventBridge does every minute on AWS.
+"""Run the deployed `poller` (the schedule) once, as EventBridge does every minute on AWS.
 
-`python -m aloft_local.scheduler` runs one cycle against the local stack's storage
-(set AWS_ENDPOINT_URL to it), which is also how tests run extra, racing pollers.
+`python -m aloft_local.scheduler` runs one tick in this process against the local stack's
+storage (set AWS_ENDPOINT_URL to it): nodes refreshed, jobs carried on, overdue steps
+sent again. `make run` invokes the same function in a container every ALOFT_POLL_SECONDS.
 """
 from __future__ import annotations
 

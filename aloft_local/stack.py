@@ -1,10 +1,12 @@
-"""The embedded local stack: moto (DynamoDB + S3), the API gateway, the poller loop.
+"""The embedded local stack: moto (DynamoDB, S3, SQS), the API gateway, the worker's SQS
+event source and the schedule, each function in Lambda-like containers.
 
-Several stacks pointed at one endpoint (AWS_ENDPOINT_URL...) share every table
-and the bucket, and behave like several Lambda containers on one deployment.
+Several stacks pointed at one endpoint (AWS_ENDPOINT_URL...) share every table, the
+bucket and the work queue, and behave like several Lambda containers on one deployment.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -35,10 +37,12 @@ def _free_port() -> int:
 
 
 class LocalStack:
-    def __init__(self, port: int = 8000, host: str = "127.0.0.1", poll_seconds: float = 5.0):
+    def __init__(self, port: int = 8000, host: str = "127.0.0.1", poll_seconds: float = 60.0, workers: int = 4):
         self.port = port
         self.host = host
         self.poll_seconds = poll_seconds
+        self.workers = workers
+        self.event_source = None
         self.endpoint: str | None = None
         self.storage = None  # persistence.PersistentStorage: moto and its data folder
         self.gateway: LocalGateway | None = None
@@ -87,25 +91,46 @@ class LocalStack:
         self.gateway = LocalGateway("app:app", self.host, self.port)
         self.port = self.gateway.port
         self.gateway.start_in_thread()
+        if self.workers > 0:
+            self._start_worker()
         if self.poll_seconds > 0:
-            self._poller_thread = threading.Thread(target=self._poll_loop, name="aloft-poller", daemon=True)
+            self._poller_thread = threading.Thread(target=self._schedule_loop, name="aloft-schedule", daemon=True)
             self._poller_thread.start()
         return self
 
-    # ------------------------------------------------------------ poller
-    def _poll_loop(self) -> None:
-        from .scheduler import run_poller_once
+    # ------------------------------------------------------------ worker and schedule
+    def _start_worker(self) -> None:
+        """The `worker` function's SQS event source: ALOFT_WORKERS pollers of the work queue."""
+        from chalicelib import aws, queue
 
-        while not self._stop.is_set():
-            try:
-                run_poller_once()
-            except Exception:  # keep polling; the next cycle retries
-                log.exception("poll cycle failed")
-            self._stop.wait(self.poll_seconds)
+        from .eventsource import EventSourceMapping, QueueSource
+
+        batch_size = next((getattr(s, "batch_size", 1) for s in self.gateway.api.app.event_sources
+                           if s.name == "worker"), 1)
+
+        def invoke(event: dict) -> bool:
+            outcome = self.gateway.invoke("worker", json.dumps(event).encode())
+            return outcome.error is None and not outcome.timed_out
+
+        self.gateway.pool("worker").warm()
+        self.event_source = EventSourceMapping(
+            QueueSource(aws.client("sqs"), queue.queue_url(), invoke, batch_size), threads=self.workers)
+        self.event_source.start()
+
+    def _schedule_loop(self) -> None:
+        """The `poller` function every ALOFT_POLL_SECONDS, as EventBridge runs it every minute."""
+        from .scheduler import scheduled_event
+
+        while not self._stop.wait(self.poll_seconds):
+            outcome = self.gateway.invoke("poller", json.dumps(scheduled_event()).encode())
+            if outcome.error is not None or outcome.timed_out:
+                log.warning("the scheduled function failed: %s", outcome.error or "timed out")
 
     # ------------------------------------------------------------ teardown
     def stop(self) -> None:
         self._stop.set()
+        if self.event_source:
+            self.event_source.stop()
         if self.gateway:
             self.gateway.close()
         if self._poller_thread:

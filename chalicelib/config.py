@@ -39,6 +39,9 @@ class Settings:
     presign_seconds: int
     poll_workers: int
     lease_seconds: int
+    work_queue: str
+    follow_seconds: int
+    upload_concurrency: int
 
 
 def _int(name: str, default: int) -> int:
@@ -78,6 +81,9 @@ def settings() -> Settings:
         presign_seconds=_int("ALOFT_PRESIGN_SECONDS", 900),
         poll_workers=_int("ALOFT_POLL_WORKERS", 16),
         lease_seconds=_int("ALOFT_LEASE_SECONDS", 60),
+        work_queue=env("ALOFT_WORK_QUEUE", "aloft-work"),
+        follow_seconds=max(0, min(900, _int("ALOFT_FOLLOW_SECONDS", 5))),
+        upload_concurrency=max(1, min(32, _int("ALOFT_UPLOAD_CONCURRENCY", 4))),
     )
 
 

@@ -169,10 +169,15 @@ def _accepts(node: dict, images_count: int) -> bool:
     return limit is None or limit >= images_count
 
 
+def load(node: dict) -> int:
+    """Tasks on the node's queue at its last refresh, and those sent to it since."""
+    return int(node.get("queue_count") or 0) + int(node.get("assigned_since_refresh") or 0)
+
+
 def pick_node(nodes: list[dict], images_count: int, now: datetime | None = None) -> dict | None:
     """The online node with the shortest queue that takes `images_count` images (ties: lowest id)."""
     now = now or datetime.now(timezone.utc)
     candidates = [n for n in nodes if is_online(n, now) and _accepts(n, images_count)]
     if not candidates:
         return None
-    return min(candidates, key=lambda n: (n.get("queue_count") or 0, n["id"]))
+    return min(candidates, key=lambda n: (load(n), n["id"]))

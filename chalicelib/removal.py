@@ -18,7 +18,7 @@ import logging
 import time
 from typing import Callable
 
-from . import storage
+from . import queue, storage
 from .models import PendingAction
 from .store import output, projects, tasks, users, work
 from .store.dynamo import ConditionFailed, transact
@@ -49,7 +49,8 @@ def request_removal(task: dict) -> dict | None:
     def change(current: dict):
         if current.get("pending_action") == PendingAction.REMOVE:
             return None
-        return {"pending_action": int(PendingAction.REMOVE), "partial": False, "last_error": None}
+        return {"pending_action": int(PendingAction.REMOVE), "partial": False, "last_error": None,
+                **queue.wake_fields()}
 
     return tasks.mutate(task["project_id"], task["id"], change)
 
@@ -60,9 +61,14 @@ def can_finish_now(task: dict) -> bool:
 
 
 def remove_task(task: dict, immediate: bool = True) -> None:
+    """Mark the task; finish at once what no node holds, else its worker does (a message)."""
     marked = request_removal(task)
-    if marked is not None and immediate and can_finish_now(marked):
+    if marked is None:
+        return
+    if immediate and can_finish_now(marked):
         finish_removal(marked)
+    else:
+        queue.send(marked)
 
 
 def finish_removal(task: dict, check_project: bool = True) -> bool:
@@ -109,6 +115,8 @@ def remove_project(project_id: int, has_time: HasTime) -> bool:
             projects.forget_task(project_id, task_id)
         elif can_finish_now(marked):
             finish_removal(marked, check_project=False)
+        else:
+            queue.send(marked)  # on a node: its worker removes it there (a repeat is harmless)
     return projects.delete_if_empty(project_id)
 
 

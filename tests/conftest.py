@@ -19,6 +19,7 @@ os.environ.update({
     "AWS_DEFAULT_REGION": "us-east-1", "ALOFT_STAGE": "local",
     "ALOFT_JWT_SECRET": "test-secret-0123456789abcdef-0123456789",
     "ALOFT_PASSWORD_ITERATIONS": "1000",  # hashing stays real, just cheaper in tests
+    "ALOFT_FOLLOW_SECONDS": "0",  # in-process tests run the follow-up steps at once (Api.poll)
 })
 for _var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
     os.environ.pop(_var, None)
@@ -168,7 +169,7 @@ class Api:
             return Reply(502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
         return Reply(response.status_code, dict(response.headers), response.body)
 
-    def poll(self) -> dict:
+    def schedule(self) -> dict:
         """One run of the scheduled `poller` function, invoked as Lambda would (with the
         60 s budget of a real invocation: the test client's own context allows only 3 s)."""
         from chalice.local import LambdaContext
@@ -179,6 +180,29 @@ class Api:
             source="aws.events", detail_type="Scheduled Event", detail={},
             resources=["arn:aws:events:us-east-1:000000000000:rule/poller"])
         return app.handler_map["poller"](event, LambdaContext("poller", 1769, max_runtime_ms=60_000))
+
+    def work(self, limit: int = 25) -> int:
+        """Deliver the work messages visible now to the `worker` function, as its SQS event
+        source does (a failed invocation leaves its message for the visibility timeout)."""
+        from chalice.local import LambdaContext
+
+        from aloft_local.eventsource import QueueSource, drain
+        from app import app
+        from chalicelib import aws, queue
+
+        def invoke(event: dict) -> bool:
+            try:
+                app.handler_map["worker"](event, LambdaContext("worker", 1769, max_runtime_ms=60_000))
+            except Exception:  # noqa: BLE001 - what Lambda reports as a function error
+                return False
+            return True
+
+        return drain(QueueSource(aws.client("sqs"), queue.queue_url(), invoke), limit)
+
+    def poll(self) -> dict:
+        """What a few seconds of a deployment do: the schedule once, then the due messages."""
+        stats = self.schedule()
+        return {**stats, "messages": self.work()}
 
     def get(self, path, **kw): return self.request("GET", path, **kw)
     def post(self, path, **kw): return self.request("POST", path, **kw)

@@ -245,6 +245,15 @@ class FakeTask:
             return self._view(self.node._advance())[1]
 
     @property
+    def finished_at(self) -> float | None:
+        """When the node finished the task (time.time()), once it has."""
+        with self.node._lock:
+            self.node._advance()
+            if self._state not in (COMPLETED, FAILED, CANCELED) or not self.started_at:
+                return None
+            return time.time() - (time.monotonic() - (self.started_at + self.duration))
+
+    @property
     def images_count(self) -> int:
         return sum(1 for n in self.images if not _is_aux_file(n))
 
@@ -351,6 +360,7 @@ class FakeNodeODM:
         self.options_list: list[dict] = default_options()
         self.info_overrides: dict = {}       # merged into /info (a value of ... removes the key)
         self.calls: collections.Counter = collections.Counter()
+        self.call_times: dict[str, list[float]] = collections.defaultdict(list)  # route -> time.time()s
         self.tasks: dict[str, FakeTask] = {}
         self.task_creations = 0
         self.port = 0
@@ -756,6 +766,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with fake._lock:
             fake.calls[route or "not_found"] += 1
+            fake.call_times[route or "not_found"].append(time.time())
         if fake.latency > 0:
             time.sleep(fake.latency)
         if fake.force_status is not None:

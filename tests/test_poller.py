@@ -1,4 +1,5 @@
-"""The scheduled poller end to end: the public API, the `poller` function and a fake NodeODM."""
+"""Tasks end to end: the public API, the work messages and their `worker` function, the
+`poller` schedule, and a fake NodeODM (Api.poll: the schedule once, then the due messages)."""
 from __future__ import annotations
 
 import threading
@@ -106,13 +107,15 @@ def test_cancel_while_running_then_restart(api, alice, fake_node, setup):
     assert fake_node.tasks[running["uuid"]].status == 50
     assert fake_node.calls["cancel"] == 1
     fake_node.processing_seconds = 0.2
-    api.post(task_url(project, task, "restart/"), token=alice["token"])
-    restarted = poll_until(api, alice, project, task, lambda t: t["pending_action"] is None)
-    assert restarted["status"] is None and restarted["processing_time"] == -1
-    assert restarted["uuid"] == running["uuid"]  # restarted on the node, not re-uploaded
-    assert api.get(task_url(project, task, "output/"), token=alice["token"]).json == ""
+    restarted = api.post(task_url(project, task, "restart/"), token=alice["token"])
+    assert restarted.status == 200
+    pending = api.get(task_url(project, task), token=alice["token"]).json
+    assert pending["pending_action"] == 3 and pending["status"] == 50
     done = poll_until(api, alice, project, task, finished)
     assert done["status"] == 40 and fake_node.calls["restart"] == 1 and fake_node.task_creations == 1
+    assert done["uuid"] == running["uuid"]  # restarted on the node, not re-uploaded
+    lines = api.get(task_url(project, task, "output/"), token=alice["token"], params={"f": "json"}).json
+    assert lines["lines"] == fake_node.tasks[done["uuid"]].output()  # the console started again
 
 
 def test_node_fails_the_task_then_restart(api, alice, fake_node, setup):
@@ -161,7 +164,7 @@ def test_node_forgets_the_task(api, alice, fake_node, setup):
 
 def test_connection_error_while_polling_is_retried(api, alice, fake_node, setup):
     _, project = setup
-    fake_node.processing_seconds = 1.0
+    fake_node.processing_seconds = 4.0
     task = new_task(api, alice, project)
     poll_until(api, alice, project, task, lambda t: t["status"] == 20)
     fake_node.go_offline()
@@ -248,18 +251,22 @@ def test_node_deleted_leaves_tasks_without_node(api, admin, alice, fake_node, se
     assert api.get(task_url(project, task), token=alice["token"]).json["processing_node"] is None
 
 
-def test_four_pollers_racing_submit_each_task_once(api, alice, fake_node, setup):
-    from aloft_local.scheduler import run_poller_once
+def test_four_workers_racing_submit_each_task_once(api, alice, fake_node, setup):
+    """Four workers and the schedule at once over 20 tasks, every message delivered twice:
+    exactly 20 node tasks, each committed once, each console stored once."""
+    from chalicelib import queue
 
     _, project = setup
     fake_node.parallel_tasks = 20
     fake_node.latency = 0.01
     created = [new_task(api, alice, project) for _ in range(20)]
+    for task in created:  # a duplicate of each first message (SQS delivers at least once)
+        queue.send(task_store.get(project["id"], task["id"]))
     deadline = time.time() + 60
 
     def race():
         while time.time() < deadline:
-            run_poller_once(timeout_seconds=30)
+            api.poll()
             if all(task_store.get(project["id"], t["id"])["status"] == 40 for t in created):
                 return
 
@@ -283,22 +290,20 @@ def test_invalid_zip_fails_the_task(api, alice, fake_node, setup):
     assert failed["status"] == 30 and failed["last_error"] == "Invalid zip file"
 
 
-def test_an_idle_cycle_touches_nothing(api, alice, fake_node, setup):
+def test_an_idle_tick_touches_nothing(api, alice, fake_node, setup):
     _, project = setup
     task = new_task(api, alice, project)
     poll_until(api, alice, project, task, finished)
     stats = api.poll()
-    assert stats["active"] == 0 and stats.get("advanced", 0) == 0
+    assert stats["active"] == 0 and stats.get("sent_again", 0) == 0 and stats["messages"] == 0
 
 
 def test_cancel_during_a_slow_upload_stops_it(api, alice, fake_node, setup):
     """A cancel that arrives mid-upload stops the upload; nothing runs on the node."""
-    from aloft_local.scheduler import run_poller_once
-
     _, project = setup
-    task = new_task(api, alice, project, count=6)
     fake_node.latency = 0.5
-    worker = threading.Thread(target=run_poller_once, kwargs={"timeout_seconds": 60})
+    task = new_task(api, alice, project, count=12)
+    worker = threading.Thread(target=api.work, kwargs={"limit": 1})
     worker.start()
     deadline = time.time() + 20
     while fake_node.calls["upload"] < 1 and time.time() < deadline:
@@ -310,4 +315,4 @@ def test_cancel_during_a_slow_upload_stops_it(api, alice, fake_node, setup):
     api.poll()
     current = api.get(task_url(project, task), token=alice["token"]).json
     assert current["status"] == 50 and current["pending_action"] is None
-    assert fake_node.calls["commit"] == 0 and fake_node.calls["upload"] < 6
+    assert fake_node.calls["commit"] == 0 and fake_node.calls["upload"] < 12

@@ -12,7 +12,7 @@ import uuid as uuid_lib
 
 from chalice import Blueprint, Response
 
-from .. import access, permissions, storage, uploads
+from .. import access, permissions, queue, storage, uploads
 from ..apidoc import CONSOLE, INT, LIST_RULE, NO_CONTENT, ORDERING, PAGE, REDIRECT, STR, Param, doc
 from ..errors import ApiError, bad_request, field_error, forbidden, not_found, validate
 from ..models import (MAX_TASKS_PER_PROJECT, OutputJson, PendingAction, StatusCode, Success, TaskOut, TaskPage,
@@ -197,8 +197,12 @@ def create_task(project_id):
             remove_task(task)
             raise
         changes.update(images_count=count, size_bytes=size)
+    if not partial:
+        changes.update(queue.wake_fields())  # workable now: its worker starts at once
     if changes:
         task = tasks.update(task, changes)
+    if not partial:
+        queue.send(task)
     return respond(task_out(task, nodes), status=201)
 
 
@@ -236,11 +240,17 @@ def update_task(project_id, task_id):
     def change(current: dict):
         merged = {k: current.get(k) for k in _WRITABLE if current.get(k) is not None}
         data = validate(TaskWrite, {**merged, **fields}).model_dump(mode="json")
-        return {k: v for k, v in data.items() if k in fields and current.get(k) != v}
+        changed = {k: v for k, v in data.items() if k in fields and current.get(k) != v}
+        if changed and tasks.needs_poller({**current, **changed}) and (
+                "processing_node" in changed or not current.get("step_token")):
+            changed.update(queue.wake_fields())  # a new node (or a task with no step pending) starts now
+        return changed
 
     updated = tasks.mutate(project["id"], task["id"], change)
     if updated is None or tasks.is_hidden(updated):
         raise not_found()
+    if updated.get("step_token") != task.get("step_token"):
+        queue.send(updated)
     if target["id"] != project["id"]:
         _check_room(target)
         try:
@@ -248,6 +258,8 @@ def update_task(project_id, task_id):
         except ConditionFailed:
             _check_room(projects.get(target["id"]))
             raise ApiError(409, {"detail": "The task changed while it was being moved; try again."}) from None
+        if tasks.needs_poller(updated):
+            queue.send(updated)  # its messages named the old project: they find nothing now
     return respond(task_json(updated))
 
 
@@ -263,16 +275,20 @@ def delete_task(project_id, task_id):
 # ------------------------------------------------------------------ actions
 
 def _set_pending(project: dict, task: dict, action: PendingAction) -> None:
+    """Record the action and start its worker at once (a new chain: any step already on
+    its way for the task is stale from now on)."""
     def change(current: dict):
-        return {"pending_action": int(action), "partial": False, "last_error": None}
+        return {"pending_action": int(action), "partial": False, "last_error": None, **queue.wake_fields()}
 
     updated = tasks.mutate(project["id"], task["id"], change)
     if action == PendingAction.CANCEL and updated is not None and not updated.get("uuid") \
             and not tasks.is_leased(updated):
         # Never sent to a node: the cancel completes at once.
-        tasks.mutate(project["id"], task["id"], lambda current: {
+        updated = tasks.mutate(project["id"], task["id"], lambda current: {
             "status": int(StatusCode.CANCELED), "pending_action": None}
             if current.get("pending_action") == PendingAction.CANCEL and not current.get("uuid") else None)
+    if updated is not None and tasks.needs_poller(updated):
+        queue.send(updated)
 
 
 @bp.route(ONE + "/cancel", methods=["POST"], content_types=BODY_CONTENT_TYPES)

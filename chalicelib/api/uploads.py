@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from .. import ingest, limits, storage, uploads
+from .. import ingest, limits, queue, storage, uploads
 from ..apidoc import INVALID, doc, gateway_route
 from ..errors import InvalidInput, NotFound, validate
 from ..models import Detail, DropzoneChunk, PresignRequest, PresignResponse, Success, TaskOut
@@ -73,7 +73,10 @@ def commit_task(project_id, task_id):
     if count < 1 and not pending:
         raise InvalidInput("You need to upload at least 1 file before commit")
     updated = tasks.mutate(project["id"], task["id"], lambda _: {
-        "partial": False, "images_count": count, "size_bytes": size, "ingest_pending": pending or None})
+        "partial": False, "images_count": count, "size_bytes": size, "ingest_pending": pending or None,
+        **queue.wake_fields()})
     if updated is None or tasks.is_hidden(updated):
         raise NotFound()
+    if tasks.needs_poller(updated):
+        queue.send(updated)  # its worker starts at once: ingest what is left, then the node
     return respond(task_json(updated))

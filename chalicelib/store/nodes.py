@@ -61,14 +61,30 @@ def delete(node_id: int) -> bool:
         return False
 
 
+def claim(node: dict) -> bool:
+    """Count one more task sent to this node since its last refresh, unless another worker
+    counted one since `node` was read (then read the nodes again and choose anew). The
+    count spreads a burst of new tasks over the nodes before their queues show them."""
+    seen = int(node.get("assigned_since_refresh") or 0)
+    condition = "attribute_exists(id) AND (" + \
+        ("attribute_not_exists(#a) OR " if seen == 0 else "") + "#a = :seen)"
+    try:
+        _table.update({"id": node["id"]}, add={"assigned_since_refresh": 1}, condition=condition,
+                      names={"#a": "assigned_since_refresh"}, values={":seen": seen})
+        return True
+    except ConditionFailed:
+        return False
+
+
 def record_refresh(node_id: int, fields: dict, *, expect: dict | None = None) -> None:
-    """Store the info of a successful refresh (`last_refreshed` defaults to now).
+    """Store the info of a successful refresh (`last_refreshed` defaults to now); the node's
+    queue now shows the tasks sent to it, so the count of `claim` starts again at 0.
 
     Does nothing if the node was deleted meanwhile, or if any attribute named in `expect`
     (e.g. the hostname/port/token the refresh talked to) no longer has that value, so a
     refresh of an old address never overwrites the info of an edited node.
     """
-    values = {"last_refreshed": _now(), **fields}
+    values = {"last_refreshed": _now(), "assigned_since_refresh": 0, **fields}
     values.pop("id", None)
     condition, names, placeholders = _EXISTS, {}, {}
     for n, (attr, expected) in enumerate((expect or {}).items()):

@@ -70,12 +70,15 @@ def list_active() -> list[dict]:
 
 
 def update_request(task: dict, changes: dict, lease_owner: str | None = None,
-                   release_lease: bool = False) -> tuple[tuple[str, dict], dict]:
-    """The conditional update for `changes` on top of `task` as read, and the new item."""
-    new = _with_active({**task, **changes, "version": task["version"] + 1})
+                   release_lease: bool = False, remove_fields: tuple[str, ...] = ()
+                   ) -> tuple[tuple[str, dict], dict]:
+    """The conditional update for `changes` (and `remove_fields` dropped) on top of `task`
+    as read, and the new item."""
+    new = _with_active({**{k: v for k, v in task.items() if k not in remove_fields}, **changes,
+                        "version": task["version"] + 1})
     set_ = {k: v for k, v in changes.items() if k not in ("active", "version")}
     set_["version"] = new["version"]
-    remove = []
+    remove = [f for f in remove_fields if f not in changes and f in task]
     if "active" in new:
         set_["active"] = ACTIVE
     elif "active" in task:
@@ -96,9 +99,9 @@ def update_request(task: dict, changes: dict, lease_owner: str | None = None,
 
 
 def update(task: dict, changes: dict, lease_owner: str | None = None,
-           release_lease: bool = False) -> dict:
+           release_lease: bool = False, remove_fields: tuple[str, ...] = ()) -> dict:
     """Write `changes` if nobody changed the task since it was read; returns the new item."""
-    operation, new = update_request(task, changes, lease_owner, release_lease)
+    operation, new = update_request(task, changes, lease_owner, release_lease, remove_fields)
     write(operation)
     return new
 
@@ -138,6 +141,27 @@ def acquire_lease(task: dict, owner: str, seconds: float) -> dict | None:
                              names={"#lu": "lease_until"}, values={":now": now})
     except ConditionFailed:
         return None
+
+
+def take_for_step(task_key: dict, owner: str, seconds: float, token: str) -> tuple[dict | None, str]:
+    """Lease the task for the step that message `token` names, in one conditional write:
+    (the task, "ok"), or (None, why): "gone", "stale" (the task waits for another token:
+    this message is a duplicate or was replaced), "busy" (another worker holds it)."""
+    now = time.time()
+    try:
+        item = _table.update(task_key, set={"lease_owner": owner, "lease_until": now + seconds},
+                             condition="attribute_exists(id) AND #tok = :tok "
+                                       "AND (attribute_not_exists(#lu) OR #lu < :now)",
+                             names={"#lu": "lease_until", "#tok": "step_token"},
+                             values={":now": now, ":tok": token})
+        return item, "ok"
+    except ConditionFailed:
+        current = get(task_key["project_id"], task_key["id"])
+        if current is None:
+            return None, "gone"
+        if current.get("step_token") != token:
+            return None, "stale"
+        return None, "busy"
 
 
 def release_lease(task: dict, owner: str) -> None:
