@@ -13,6 +13,7 @@ concurrency is lost; request bodies are read before the lock is taken.
 """
 from __future__ import annotations
 
+import functools
 import io
 import sys
 import threading
@@ -20,17 +21,35 @@ import threading
 _LOCK = threading.RLock()
 
 
+# Query parameters a plain S3 object read may carry (presigned URLs', response overrides, a part).
+_OBJECT_READ_QUERY = {"x-id", "partNumber", "versionId"}
+
+
+def _object_read(environ) -> bool:
+    """An S3 GET or HEAD of one object: it changes nothing and touches one key, so it needs no
+    turn (a listing does: it walks the bucket while writes change it)."""
+    if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or environ.get("HTTP_X_AMZ_TARGET"):
+        return False
+    if len([part for part in (environ.get("PATH_INFO") or "").split("/") if part]) < 2:
+        return False
+    from urllib.parse import parse_qsl
+
+    names = {name for name, _ in parse_qsl(environ.get("QUERY_STRING") or "", keep_blank_values=True)}
+    return all(name in _OBJECT_READ_QUERY or name.startswith(("X-Amz-", "response-")) for name in names)
+
+
 class Serialized:
-    """WSGI middleware: moto's app handles one request at a time."""
+    """WSGI middleware: moto's app handles one request at a time (object reads excepted)."""
 
     def __init__(self, app, lock: threading.RLock | None = None):
         self.app = app
         self.lock = lock or _LOCK
 
     def __call__(self, environ, start_response):
-        if (environ.get("HTTP_X_AMZ_TARGET") or "").startswith("AmazonSQS."):
+        if (environ.get("HTTP_X_AMZ_TARGET") or "").startswith("AmazonSQS.") or _object_read(environ):
             # SQS is not where atomicity matters here, and a long-polling receive must not
-            # hold every other request for its wait.
+            # hold every other request for its wait; object reads (images relayed to nodes,
+            # downloads) run side by side, as S3 serves them.
             return self.app(environ, start_response)
         length = environ.get("CONTENT_LENGTH")
         if length and length.isdigit():  # a slow client must not hold everyone up
@@ -41,8 +60,14 @@ class Serialized:
 
 def moto_app():
     """moto's own WSGI app (what its ThreadedMotoServer serves), serialized."""
+    from moto import backends
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    if not hasattr(backends.list_of_moto_modules, "cache_info"):
+        # moto lists its own package folder (a listdir and ~180 stats) on every request to
+        # find the service a host names; the list never changes while it runs.
+        listed = tuple(backends.list_of_moto_modules())
+        backends.list_of_moto_modules = functools.lru_cache(maxsize=1)(lambda: listed)
     return Serialized(DomainDispatcherApplication(create_backend_app))
 
 

@@ -1,4 +1,4 @@
-"""Idle cost: what the one-minute poller schedule costs per month when there is no work,
+"""Idle cost: what the one-minute schedule (and the worker's SQS polling) costs per month with no work,
 beside one always-on small VM (what a WebODM deployment needs even when nobody uses it).
 
 One idle poll cycle (no active tasks) is run through aloft_local.scheduler.run_poller_once()
@@ -32,6 +32,11 @@ DYNAMODB_WRITE_UNIT = 0.625 / 1_000_000  # on-demand write request unit (1 KB)
 DYNAMODB_READ_UNIT = 0.125 / 1_000_000   # on-demand read request unit (4 KB strongly consistent)
 LOGS_INGESTED_GB = 0.50                  # CloudWatch Logs standard ingestion
 SECRET_MONTH = 0.40                      # Secrets Manager, per secret per month
+SQS_REQUEST = 0.40 / 1_000_000           # standard queue, per request (each 64 KB of payload)
+SQS_FREE_REQUESTS = 1_000_000            # always-free tier, per account per month
+# The worker's SQS event source: with the queue empty, Lambda keeps 5 pollers long-polling
+# (20 s waits), about 15 ReceiveMessage calls a minute, billed as SQS requests.
+EVENT_SOURCE_IDLE_RECEIVES_PER_MINUTE = 5 * 3
 EC2_HOURLY = {"t3.small": 0.0208, "t4g.small": 0.0168}  # Linux on-demand, 2 GB RAM
 EBS_GP3_GB_MONTH = 0.08
 VM_DISK_GB = 30                          # WebODM's images, database and media on one gp3 volume
@@ -194,6 +199,13 @@ def _scenarios() -> list[dict]:
     return scenarios
 
 
+def _idle_total(scenarios: list[dict], memory_mb: int) -> float:
+    """The schedule's month with one idle online node (Lambda + DynamoDB, no free tier)."""
+    scenario = next(s for s in scenarios if s["label"].startswith("1 idle online node"))
+    cost = _monthly(scenario, memory_mb)
+    return cost["lambda"] + cost["dynamodb"]
+
+
 def main() -> None:
     memory_mb = _poller_memory_mb()
     print("== Idle cost: one poll cycle with no active task (moto server in a child process) ==")
@@ -227,8 +239,15 @@ def main() -> None:
               f"${total_free:>10.2f} ${cost['logs']:>7.3f}")
     print("total = Lambda + DynamoDB; (free tier) = with Lambda's always-free monthly allowance, "
           "which the account shares with the API function")
+    receives = EVENT_SOURCE_IDLE_RECEIVES_PER_MINUTE * CYCLES_PER_MONTH
+    polling = receives * SQS_REQUEST
+    print(f"the worker's SQS event source polling the empty queue: {receives:,} ReceiveMessage a month "
+          f"(5 long-polling pollers): ${polling:.2f} (${max(0, receives - SQS_FREE_REQUESTS) * SQS_REQUEST:.2f} "
+          f"with SQS's 1M free requests); so the idle month with one idle online node is "
+          f"${_idle_total(scenarios, memory_mb):.2f} without it and ${_idle_total(scenarios, memory_mb) + polling:.2f} "
+          "with it (no free tiers)")
     print(f"fixed, whatever the schedule: the JWT secret ${SECRET_MONTH:.2f}/month (Secrets Manager); "
-          "API Gateway, S3 and DynamoDB storage of an empty deployment ~$0")
+          "API Gateway, S3, SQS and DynamoDB storage of an empty deployment ~$0")
 
     print("\n== One always-on small VM (what a WebODM deployment needs even when idle) ==")
     disk = VM_DISK_GB * EBS_GP3_GB_MONTH

@@ -529,6 +529,18 @@ class NodeClient:
         if not (isinstance(body, dict) and body.get("success") is True):
             raise self._shape("upload", body)
 
+    def upload_bytes(self, uuid: str, filename: str, content: bytes) -> None:
+        """Send one file held in memory (field ``images``) as a single request body: the whole
+        multipart body goes out in one write, not a piece at a time through an encoder."""
+        from urllib3 import encode_multipart_formdata
+
+        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        body, form_type = encode_multipart_formdata([("images", (filename, content, content_type))])
+        reply = self._call("POST", f"/task/new/upload/{quote(str(uuid), safe='')}", data=body,
+                           headers={"Content-Type": form_type})
+        if not (isinstance(reply, dict) and reply.get("success") is True):
+            raise self._shape("upload", reply)
+
     def commit(self, uuid: str) -> str:
         """``POST /task/new/commit/{uuid}``; the task starts. Returns the uuid the node gives."""
         body = self._call("POST", f"/task/new/commit/{quote(str(uuid), safe='')}")

@@ -157,6 +157,11 @@ def object_size(key: str) -> int | None:
         raise
 
 
+def read_object(key: str) -> bytes:
+    """An object's bytes (for objects known to be small)."""
+    return aws.s3().get_object(Bucket=_bucket(), Key=key)["Body"].read()
+
+
 def open_object(key: str):
     """A streaming body (with .read(n)) and its size."""
     reply = aws.s3().get_object(Bucket=_bucket(), Key=key)

@@ -359,6 +359,9 @@ class FakeNodeODM:
         self._all_zip = all_zip
         self.options_list: list[dict] = default_options()
         self.info_overrides: dict = {}       # merged into /info (a value of ... removes the key)
+        # The node's link, shared by every upload at once (None: as fast as loopback goes).
+        self.ingress_bytes_per_second: float | None = None
+        self._ingress_free_at = 0.0
         self.calls: collections.Counter = collections.Counter()
         self.call_times: dict[str, list[float]] = collections.defaultdict(list)  # route -> time.time()s
         self.tasks: dict[str, FakeTask] = {}
@@ -367,6 +370,17 @@ class FakeNodeODM:
         self._seq = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    def throttle(self, size: int) -> None:
+        """Hold a request body's piece until the node's link has carried it (all uploads share it)."""
+        rate = self.ingress_bytes_per_second
+        if not rate:
+            return
+        with self._lock:
+            now = time.monotonic()
+            self._ingress_free_at = max(now, self._ingress_free_at) + size / rate
+            wait = self._ingress_free_at - now
+        time.sleep(wait)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -633,6 +647,7 @@ class _Handler(BaseHTTPRequestHandler):
                     if not data:
                         raise ConnectionError("client closed mid-body")
                     size -= len(data)
+                    self.server.fake.throttle(len(data))
                     yield data
                 self.rfile.readline(3)
         else:
@@ -642,6 +657,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if not data:
                     raise ConnectionError("client closed mid-body")
                 left -= len(data)
+                self.server.fake.throttle(len(data))
                 yield data
 
     def _drain(self) -> None:
@@ -1052,10 +1068,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--processing-seconds", type=float, default=10.0)
     parser.add_argument("--max-images", type=int, default=None)
     parser.add_argument("--parallel-tasks", type=int, default=1)
+    parser.add_argument("--ingress-mbps", type=float, default=None,
+                        help="the node's link for uploads, in megabits per second (default: unlimited)")
     args = parser.parse_args(argv)
     fake = FakeNodeODM(token=args.token, latency=args.latency,
                        processing_seconds=args.processing_seconds, max_images=args.max_images,
                        parallel_tasks=args.parallel_tasks)
+    if args.ingress_mbps:
+        fake.ingress_bytes_per_second = args.ingress_mbps * 1e6 / 8
     fake.port = args.port
     fake.start()
     print(f"fake NodeODM listening on {fake.url}", flush=True)

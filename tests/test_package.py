@@ -187,3 +187,34 @@ def test_the_api_functions_timeout_is_the_one_in_limits(packaged):
     for stage in config["stages"].values():
         assert "lambda_timeout" not in stage  # no stage gives the API another timeout
         assert "api_handler" not in stage.get("lambda_functions", {})
+
+
+def test_work_queue_worker_and_dead_letter_queue(packaged):
+    """One message per task step: the queue (visibility ≥ the worker's timeout), its dead-letter
+    queue after 5 receives, the worker's SQS event source, and the IAM to send and receive."""
+    resources = json.loads((packaged / "sam.json").read_text())["Resources"]
+    queue = resources["WorkQueue"]["Properties"]
+    worker = resources["Worker"]["Properties"]
+    assert queue["VisibilityTimeout"] >= worker["Timeout"] == 900
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["WorkDeadLetterQueue", "Arn"]},
+                                      "maxReceiveCount": 5}
+    assert resources["WorkDeadLetterQueue"]["Type"] == "AWS::SQS::Queue"
+    (source,) = worker["Events"].values()
+    assert source["Type"] == "SQS"
+    assert source["Properties"]["Queue"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${WorkQueue.QueueName}"}
+    assert source["Properties"]["BatchSize"] == 1
+    assert source["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 50}
+    assert resources["WorkerRole"]["Properties"]["ManagedPolicyArns"] == [
+        {"Ref": "AloftDataAccessPolicy"}, {"Ref": "WorkerQueuePolicy"}]
+    consume = resources["WorkerQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert set(consume["Action"]) == {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                                      "sqs:ChangeMessageVisibility"}
+    assert consume["Resource"] == {"Fn::GetAtt": ["WorkQueue", "Arn"]}
+    data = resources["AloftDataAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    send = next(s for s in data if s["Sid"] == "SendWork")
+    assert send["Action"] == ["sqs:SendMessage", "sqs:GetQueueUrl"]
+    template = json.loads((packaged / "sam.json").read_text())
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["ALOFT_WORK_QUEUE"] == {"Ref": "WorkQueue"}
+    schedule = [e for e in resources["Poller"]["Properties"]["Events"].values() if e["Type"] == "Schedule"]
+    assert [e["Properties"]["Schedule"] for e in schedule] == ["rate(1 minute)"]

@@ -8,6 +8,7 @@ new node task (NodeODM discards the uncommitted one).
 """
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
@@ -26,6 +27,7 @@ UPLOAD_ATTEMPTS = 3
 PROGRESS_WRITE_SECONDS = 2.0
 USER_CHECK_SECONDS = 0.5  # a cancel stops a relay this fast (one read; a write every 2 s)
 CLAIM_ATTEMPTS = 5
+PREFETCH_MAX_BYTES = 64 * 1024 * 1024  # larger images stream from S3 straight to the node
 
 
 def ingest_uploads(ctx: StepContext) -> Outcome:
@@ -130,14 +132,15 @@ def relay(ctx: StepContext, node_uuid: str, images: list, start: int) -> int:
     reached = start
     next_index = start
     node = ctx.node()
+    concurrency = settings().upload_concurrency
+    gate = threading.Semaphore(concurrency)  # at most N requests at the node; the next N images are read meanwhile
     last_write = last_check = time.monotonic()
-    with ThreadPoolExecutor(max_workers=settings().upload_concurrency, thread_name_prefix="relay") as pool:
+    with ThreadPoolExecutor(max_workers=2 * concurrency, thread_name_prefix="relay") as pool:
         in_flight: dict = {}
         try:
             while next_index < total or in_flight:
-                while len(in_flight) < settings().upload_concurrency and next_index < total \
-                        and ctx.seconds_left() > 0:
-                    future = pool.submit(_upload_one, node, node_uuid, ctx.task["id"], images[next_index])
+                while len(in_flight) < 2 * concurrency and next_index < total and ctx.seconds_left() > 0:
+                    future = pool.submit(_upload_one, node, node_uuid, ctx.task["id"], images[next_index], gate)
                     in_flight[future] = next_index
                     next_index += 1
                 if not in_flight:
@@ -161,12 +164,20 @@ def relay(ctx: StepContext, node_uuid: str, images: list, start: int) -> int:
     return reached
 
 
-def _upload_one(node: dict, node_uuid: str, task_id: str, image) -> None:
+def _upload_one(node: dict, node_uuid: str, task_id: str, image, gate: threading.Semaphore) -> None:
+    """Read the image from S3 (whole, when small enough: reading S3 while the node waits for each
+    piece halves the node's speed), then send it once a place at the node is free."""
     client = node_service.client_for(node)
+    key = storage.image_key(task_id, image.name)
+    content = storage.read_object(key) if image.size <= PREFETCH_MAX_BYTES else None
     for attempt in range(1, UPLOAD_ATTEMPTS + 1):
-        body, size = storage.open_object(storage.image_key(task_id, image.name))
+        body, size = (None, len(content)) if content is not None else storage.open_object(key)
         try:
-            client.upload(node_uuid, image.name, body, size)
+            with gate:
+                if content is not None:
+                    client.upload_bytes(node_uuid, image.name, content)
+                else:
+                    client.upload(node_uuid, image.name, body, size)
             return
         except NodeResponseError as exc:
             if exc.no_retry or attempt == UPLOAD_ATTEMPTS:
@@ -175,5 +186,6 @@ def _upload_one(node: dict, node_uuid: str, task_id: str, image) -> None:
             if attempt == UPLOAD_ATTEMPTS:
                 raise
         finally:
-            body.close()
+            if body is not None:
+                body.close()
         time.sleep(min(5.0, attempt))
