@@ -143,6 +143,7 @@ def _relay(node, project_id: int, node_id: int, images: dict[str, bytes]) -> flo
     stored = tasks.get(project_id, task_id)
     assert step == "submit" and stored["node_committed"], step
     NodeClient(node.hostname, node.port).remove(stored["uuid"])
+    tasks.delete(stored)  # its follow-up message finds nothing: the later figures are not about it
     return elapsed
 
 

@@ -252,7 +252,7 @@ def test_node_deleted_leaves_tasks_without_node(api, admin, alice, fake_node, se
 
 
 def test_four_workers_racing_submit_each_task_once(api, alice, fake_node, setup):
-    """Four workers and the schedule at once over 20 tasks, every message delivered twice:
+    """Four workers and the schedule at once over 20 tasks, every first message delivered three times:
     exactly 20 node tasks, each committed once, each console stored once."""
     from chalicelib import queue
 
@@ -260,7 +260,8 @@ def test_four_workers_racing_submit_each_task_once(api, alice, fake_node, setup)
     fake_node.parallel_tasks = 20
     fake_node.latency = 0.01
     created = [new_task(api, alice, project) for _ in range(20)]
-    for task in created:  # a duplicate of each first message (SQS delivers at least once)
+    for task in created:  # each first message delivered three times (SQS delivers at least once)
+        queue.send(task_store.get(project["id"], task["id"]))
         queue.send(task_store.get(project["id"], task["id"]))
     deadline = time.time() + 60
 
@@ -316,3 +317,28 @@ def test_cancel_during_a_slow_upload_stops_it(api, alice, fake_node, setup):
     current = api.get(task_url(project, task), token=alice["token"]).json
     assert current["status"] == 50 and current["pending_action"] is None
     assert fake_node.calls["commit"] == 0 and fake_node.calls["upload"] < 12
+
+
+def test_a_burst_of_tasks_spreads_over_the_nodes(api, admin, alice, setup):
+    """30 new tasks, three idle nodes, four workers at once: each node gets its share, counted
+    with a conditional write per claim (no worker's memory is shared with another's)."""
+    _, project = setup
+    extra = [FakeNodeODM(processing_seconds=3600, parallel_tasks=100).start() for _ in range(2)]
+    try:
+        for node in extra:
+            register_node(api, admin, node)
+        created = [new_task(api, alice, project) for _ in range(30)]
+        threads = [threading.Thread(target=api.work, kwargs={"limit": 40}) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        per_node: dict[int, int] = {}
+        for task in created:
+            node_id = task_store.get(project["id"], task["id"])["processing_node"]
+            per_node[node_id] = per_node.get(node_id, 0) + 1
+        assert sum(per_node.values()) == 30 and len(per_node) == 3
+        assert max(per_node.values()) - min(per_node.values()) <= 2, per_node
+    finally:
+        for node in extra:
+            node.stop()
