@@ -121,10 +121,11 @@ class LocalStack:
         """The `poller` function every ALOFT_POLL_SECONDS, as EventBridge runs it every minute."""
         from .scheduler import scheduled_event
 
-        while not self._stop.wait(self.poll_seconds):
+        while not self._stop.is_set():  # a first tick at start: nodes refreshed, overdue steps sent
             outcome = self.gateway.invoke("poller", json.dumps(scheduled_event()).encode())
             if outcome.error is not None or outcome.timed_out:
                 log.warning("the scheduled function failed: %s", outcome.error or "timed out")
+            self._stop.wait(self.poll_seconds)
 
     # ------------------------------------------------------------ teardown
     def stop(self) -> None:
