@@ -68,7 +68,7 @@ def task_out(task: dict, nodes: dict[int, dict]) -> dict:
         images_count=task.get("images_count", 0),
         can_rerun_from=rerun_from(node) if node else [],
         statistics=task.get("statistics") or {}, extent=task.get("extent"), media=0,
-        tags=task.get("tags") or [], crop=task.get("crop"), srs={"name": "", "units": "m"},
+        tags=task.get("tags") or [], crop=task.get("crop"), srs=task.get("srs") or {"name": "", "units": "m"},
         available_assets=task.get("available_assets") or [], uuid=task.get("uuid") or "",
         name=task.get("name"), processing_time=task.get("processing_time", -1),
         auto_processing_node=bool(task.get("auto_processing_node")), status=task.get("status"),
@@ -79,7 +79,7 @@ def task_out(task: dict, nodes: dict[int, dict]) -> dict:
         resize_progress=task.get("resize_progress", 0.0),
         running_progress=task.get("running_progress", 0.0), import_url="",
         partial=bool(task.get("partial")), potree_scene=task.get("potree_scene") or {},
-        epsg=task.get("epsg"), wkt=task.get("wkt"), orthophoto_bands=[],
+        epsg=task.get("epsg"), wkt=task.get("wkt"), orthophoto_bands=task.get("orthophoto_bands") or [],
         size=round(task.get("size_bytes", 0) / 1024 / 1024, 6), compacted=False,
     ).model_dump(mode="json")
 
