@@ -12,7 +12,8 @@ from .models import StatusCode
 
 
 def collect_results(task_id: str) -> dict:
-    """The task changes of a completed task whose all.zip is in S3. Raises
+    """The task changes of a completed task whose all.zip is in S3 (WebODM also clears `crop`
+    and `potree_scene` at completion). Raises
     assets.InvalidZipError when the zip cannot be used."""
     from .rasters.completion import finish_rasters
 
@@ -21,4 +22,4 @@ def collect_results(task_id: str) -> dict:
     size_bytes = max(0, result.size_bytes + rasters.pop("size_delta"))
     return {"status": int(StatusCode.COMPLETED), "running_progress": 1.0,
             "available_assets": result.available_assets, "size_bytes": size_bytes,
-            "statistics": result.statistics, **rasters}
+            "statistics": result.statistics, "crop": None, "potree_scene": {}, **rasters}

@@ -107,3 +107,31 @@ def test_band_descriptions_are_kept(api, alice, project, fake_node):
     done = process(api, alice, project, fake_node, rasters.raster_zip(orthophoto=ortho))
     assert [(b["name"], b["description"]) for b in done["orthophoto_bands"]] == [
         ("red", "red"), ("green", "green"), ("blue", "blue"), ("undefined", "nir"), ("alpha", None)]
+
+
+def test_task_list_bbox_filter(api, alice, project, fake_node):
+    done = process(api, alice, project, fake_node, rasters.raster_zip())
+    api.post(f"/api/projects/{project['id']}/tasks/", token=alice["token"], files=image_files(1),
+             data={"partial": "true"})
+    url = f"/api/projects/{project['id']}/tasks/"
+    west, south, east, north = done["extent"]
+    assert len(api.get(url, token=alice["token"]).json) == 2
+    around = f"{west - 0.01},{south - 0.01},{west + 0.0001},{south + 0.0001}"
+    assert [t["id"] for t in api.get(url + "?bbox=" + around, token=alice["token"]).json] == [done["id"]]
+    assert api.get(url + "?bbox=10,10,11,11", token=alice["token"]).json == []
+    assert api.get(url + f"?bbox={east},{north},{east + 1},{north + 1}", token=alice["token"]).json[0]["id"] == done["id"]
+    for bad in ("bad", "1,2,3", "1,2,3,x", "3,0,1,1", "nan,0,1,1"):
+        reply = api.get(url + "?bbox=" + bad, token=alice["token"])
+        assert reply.status == 400 and reply.json == ["Invalid bbox parameter"], bad
+
+
+def test_completion_clears_crop(api, alice, project, fake_node):
+    fake_node.all_zip = rasters.raster_zip()
+    fake_node.processing_seconds = 1.0
+    crop = {"type": "Polygon", "coordinates": [[[-91.9945, 46.842], [-91.994, 46.842], [-91.994, 46.8423],
+                                                [-91.9945, 46.842]]]}
+    task = api.post(f"/api/projects/{project['id']}/tasks/", token=alice["token"], files=image_files(2)).json
+    task = api.patch(task_url(project, task), token=alice["token"], json={"crop": crop}).json
+    assert task["crop"] is not None
+    done = poll_until(api, alice, project, task, finished)
+    assert done["status"] == 40 and done["crop"] is None
