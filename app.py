@@ -18,6 +18,7 @@ from chalicelib.api import tasks as task_routes
 from chalicelib.api import uploads as upload_routes
 from chalicelib.api import users as user_routes
 from chalicelib.api import cors
+from chalicelib.api import maps as map_routes
 from chalicelib.api.common import BODY_CONTENT_TYPES, domain_error_body
 from chalicelib.apidoc import GATEWAY_ROUTES, doc
 from chalicelib import logs
@@ -39,7 +40,7 @@ app.api.binary_types.append("multipart/form-data")
 app.api.binary_types.append("*/*")
 
 for blueprint in (auth_routes.bp, user_routes.bp, project_routes.bp, node_routes.bp,
-                  task_routes.bp, upload_routes.bp):
+                  task_routes.bp, upload_routes.bp, map_routes.bp):
     app.register_blueprint(blueprint)
 
 _JSON = {"Content-Type": "application/json"}

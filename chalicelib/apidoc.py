@@ -16,6 +16,7 @@ TEXT = "text"
 JSON_STRING = "json-string"
 CONSOLE = "console"
 INVALID = "invalid"  # a DRF 400: field errors, a message list or a detail
+TILE = "tile"  # a map tile: PNG, JPEG or WEBP bytes
 
 
 @dataclass(frozen=True)

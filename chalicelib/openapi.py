@@ -93,6 +93,11 @@ def _response(status: int, kind: Any) -> dict:
                 "content": {"application/json": {"schema": {"anyOf": [
                     {"type": "string"}, {"$ref": _REF.format(model="OutputJson")}]}},
                     "text/plain": {"schema": {"type": "string"}}}}
+    if kind == apidoc.TILE:
+        image = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+        return {"description": "A map tile (an explicit extension, else JPEG when every pixel has data, "
+                               "WEBP when Accept names image/webp, PNG otherwise)",
+                "content": {"image/png": image, "image/jpg": image, "image/webp": image}}
     if kind == apidoc.INVALID:
         return {"description": "Invalid input", "content": {"application/json": {"schema": _ERROR_400}}}
     descriptions = {200: "OK", 201: "Created", 400: "Invalid input", 403: "Not allowed",
