@@ -8,6 +8,7 @@ Every request goes over HTTP, through API Gateway's binary rule.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -90,7 +91,7 @@ def stack(moto_url):
             for kind in TYPES:  # the COGs of `gone` vanish: what still answers reads no raster
                 aws.s3().delete_object(Bucket=config.settings().bucket,
                                        Key=task_store.get(project["id"], gone["id"])["rasters"][kind]["key"])
-            yield SimpleNamespace(url=url, alice=alice, bob=users["bob"], project=project, task=task,
+            yield SimpleNamespace(url=url, moto=moto_url, alice=alice, bob=users["bob"], project=project, task=task,
                                   feet=feet, gone=gone, unprocessed=unprocessed, rasters=stored["rasters"],
                                   kept=kept)
 
@@ -576,3 +577,57 @@ def test_tiles_cross_origin(stack):
     preflight = requests.options(base(stack) + "/orthophoto/tiles.json", headers={
         "Origin": origin, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"})
     assert preflight.status_code == 200 and preflight.headers["Access-Control-Allow-Origin"] == origin
+
+
+@contextlib.contextmanager
+def this_modules_aws(stack):
+    """This process's clients on the module's moto server, for a test that changes stored data
+    (other modules' tests on this worker point them elsewhere)."""
+    import os
+
+    from chalicelib import aws, config
+
+    before = os.environ.get("AWS_ENDPOINT_URL")
+    os.environ["AWS_ENDPOINT_URL"] = stack.moto
+    aws.reset()
+    config.reset()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("AWS_ENDPOINT_URL", None)
+        else:
+            os.environ["AWS_ENDPOINT_URL"] = before
+        aws.reset()
+        config.reset()
+
+
+def _inverted_orthophoto() -> bytes:
+    """The test orthophoto with every colour inverted (alpha kept)."""
+    from rasterio.io import MemoryFile
+
+    with MemoryFile(rasters.orthophoto_bytes()) as source, source.open() as src:
+        data, profile, interp = src.read(), src.profile, src.colorinterp
+    data[:3] = 255 - data[:3]
+    with MemoryFile() as target:
+        with target.open(**profile) as dst:
+            dst.write(data)
+            dst.colorinterp = interp
+        return target.read()
+
+
+def test_a_task_processed_again_shows_its_new_tiles(stack):
+    """Completion rewrites the COGs under the same keys; a warm container must not show what it
+    read of the old ones (GDAL keeps the bytes it read per path)."""
+    project = stack.project
+    with this_modules_aws(stack):
+        task = _completed_task(stack.url, stack.alice, project, rasters.raster_zip())
+    col, row = rasters.BORDER + 20, rasters.BORDER + 20
+    lon, lat = pixel_lonlat(stack, "orthophoto", col, row)
+    fx, fy = lonlat_to_tile(lon, lat, 20)
+    path = f"/orthophoto/tiles/20/{int(fx)}/{int(fy)}.png"
+    px = pixel_in_tile(lon, lat, 20, int(fx), int(fy))
+    assert image(get(stack, path, task=task)).getpixel(px) == (*RED, 255)
+    with this_modules_aws(stack):
+        complete_in_s3(project["id"], task["id"], rasters.raster_zip(orthophoto=_inverted_orthophoto()))
+    assert image(get(stack, path, task=task)).getpixel(px) == (*(255 - c for c in RED), 255)

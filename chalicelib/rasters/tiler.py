@@ -86,25 +86,14 @@ def forget_stale(raster: dict) -> None:
     stamp = _stamp(raster)
     seen = _stamps.get(key)
     if seen is not None and seen != stamp:
-        _clear_gdal_cache(gdal.vsis3_path(key))
+        with gdal.s3_env():  # GDAL finds the cached entries by URL, made from these options
+            _clear_gdal_cache(gdal.vsis3_path(key))
     _stamps[key] = stamp
 
 
 def _clear_gdal_cache(path: str) -> None:
-    import ctypes
-
-    import rasterio  # noqa: F401 - loads libgdal, whose symbols ctypes then finds
-
-    try:
-        ctypes.CDLL(None).VSICurlPartialClearCache(path.encode())
-    except (OSError, AttributeError):
-        try:
-            _libgdal().VSICurlPartialClearCache(path.encode())
-        except (OSError, AttributeError):
-            log.warning("could not clear GDAL's cache of %s", path)
-
-
-def _libgdal():
+    """GDAL's VSICurlPartialClearCache (rasterio does not expose it): the libgdal rasterio's
+    wheel bundles is already loaded, so ctypes gets the same library."""
     import ctypes
     import glob
     import os
@@ -113,7 +102,10 @@ def _libgdal():
 
     libs = os.path.join(os.path.dirname(os.path.dirname(rasterio.__file__)), "rasterio.libs")
     found = sorted(glob.glob(os.path.join(libs, "libgdal*.so*")))
-    return ctypes.CDLL(found[0] if found else "libgdal.so")
+    try:
+        ctypes.CDLL(found[0] if found else "libgdal.so").VSICurlPartialClearCache(path.encode())
+    except (OSError, AttributeError):
+        log.warning("could not clear GDAL's cache of %s", path)
 
 
 def read_options(raster: dict, raster_type: str) -> dict:
