@@ -66,7 +66,7 @@ def _formula(task: dict, formula: str, bands: str) -> str:
 
     try:
         if bands == "auto":
-            bands, _ = formulas.get_auto_bands(task.get("orthophoto_bands") or [], formula)
+            bands, _ = formulas.auto_bands(task.get("orthophoto_bands") or [], formula)
         expr, _ = formulas.lookup_formula(formula, bands)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None

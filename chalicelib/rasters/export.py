@@ -71,11 +71,10 @@ def _shade(rgb, elevation, valid, dx: float, dy: float, exaggeration: float):
     filled = elevation.astype("float64")
     if not valid.all():
         filled = np.where(valid, filled, filled[valid].mean() if valid.any() else 0.0)
-    intensity = hillshade.intensity(filled, dx=dx, dy=dy, vert_exag=exaggeration)
+    light = hillshade.intensity(filled, dx=dx, dy=dy, exaggeration=exaggeration)
     pad_y = (elevation.shape[0] - rgb.shape[1]) // 2
     pad_x = (elevation.shape[1] - rgb.shape[2]) // 2
-    intensity = intensity[pad_y:pad_y + rgb.shape[1], pad_x:pad_x + rgb.shape[2]]
-    return hillshade.hsv_blend(rgb, intensity * 255.0)
+    return hillshade.blend(rgb, light[pad_y:pad_y + rgb.shape[1], pad_x:pad_x + rgb.shape[2]])
 
 
 # ------------------------------------------------------------------ the plan
