@@ -87,7 +87,8 @@ def task_thumbnail(project_id, task_id):
 def _image_key(task: dict) -> tuple[str, str]:
     """(S3 key, base name) of the input image the greedy `{file+}` names; 400 for a path that
     leaves the images folder."""
-    raw = (bp.current_request.uri_params or {}).get("file", "")
+    params = bp.current_request.uri_params or {}
+    raw = params.get("file", params.get("file+", ""))  # chalice's test client keeps the "+"
     path = safe_relative_path(raw, allow_directory=False)
     if path is None:
         raise ApiError(400, {"detail": "Invalid file path"})

@@ -68,7 +68,7 @@ def _read_crop(src, indexes: list[int], size: int, crop: dict):
     out_w, out_h = max(1, round(window.width * scale)), max(1, round(window.height * scale))
     data = src.read(indexes, window=window, out_shape=(len(indexes), out_h, out_w),
                     resampling=Resampling.nearest)
-    transform = src.window_transform(window) * Affine.scale(window.width / out_w, window.height / out_h)
+    transform = src.window_transform(window) @ Affine.scale(window.width / out_w, window.height / out_h)
     outside = geometry_mask([geometry], out_shape=(out_h, out_w), transform=transform)
     data[:, outside] = 0
     canvas = np.zeros((len(indexes), size, size), dtype=data.dtype)
