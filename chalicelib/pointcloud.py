@@ -215,10 +215,16 @@ def _reprojected_header(header, source_crs, target_crs):
     scale = 1e-7 if target_crs.is_geographic else 0.001
     new.scales = [scale, scale, 0.001]
     new.offsets = [round(x0, 0 if scale >= 0.001 else 2), round(y0, 0 if scale >= 0.001 else 2), round(z0)]
-    try:
+    if target_crs.to_epsg() is not None:
         new.add_crs(target_crs)
-    except Exception:  # noqa: BLE001 - a CRS laspy cannot encode: the points are still right
-        pass
+    else:
+        # GeoTIFF keys of LAS < 1.4 hold EPSG codes only: a custom CRS (a PROJ string) goes in
+        # a WKT record, which PDAL and laspy read whatever the version.
+        from laspy.vlrs.known import WktCoordinateSystemVlr
+
+        new.vlrs.append(WktCoordinateSystemVlr(target_crs.to_wkt()))
+        if new.version.minor >= 4:
+            new.global_encoding.wkt = True
     return new, transform
 
 

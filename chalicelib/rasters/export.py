@@ -367,7 +367,7 @@ def _kmz(source: str, path: str, name: str) -> None:
     upper-cases creation option values, so the name is put in afterwards)."""
     import rasterio.shutil
 
-    staged = path + ".gdal.kmz"
+    staged = os.path.join(os.path.dirname(path), "superoverlay.kmz")  # one ".kmz" in the path (/vsizip/)
     rasterio.shutil.copy(source, staged, driver="KMLSUPEROVERLAY", NAME=_KMZ_NAME, FORMAT="AUTO")
     with zipfile.ZipFile(staged) as original, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
         for info in original.infolist():
