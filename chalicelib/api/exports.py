@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import math
 
+from typing import Optional
+
 from chalice import Blueprint
+from pydantic import BaseModel
 
 from .. import access, exports, storage
 from ..apidoc import REDIRECT, STR, Param, doc
@@ -30,6 +33,44 @@ DEM_TYPES = ("dsm", "dtm")
 DEM_COLOR_MAP, DEM_HILLSHADE = "viridis", "6"
 FIELDS = ("format", "epsg", "proj", "formula", "bands", "rescale", "color_map", "hillshade", "resample")
 NOT_READY = {"error": "Task not ready"}
+
+
+class ExportFile(BaseModel):
+    """The file as it is: download it from `url` (add `?filename=`)."""
+    url: str
+    filename: str
+
+
+class ExportJob(BaseModel):
+    """A job: follow it with workers/check, fetch it with workers/get."""
+    celery_task_id: str
+    filename: str
+
+
+class JobState(BaseModel):
+    ready: bool
+    error: Optional[str] = None
+    status: Optional[str] = None
+    progress: Optional[float] = None
+
+
+class JobError(BaseModel):
+    error: str
+
+
+class ExportRequest(BaseModel):
+    """WebODM's export fields (JSON, form or multipart); an empty value counts as absent."""
+    format: Optional[str] = None
+    epsg: Optional[int] = None
+    proj: Optional[str] = None
+    formula: Optional[str] = None
+    bands: Optional[str] = None
+    rescale: Optional[str] = None
+    color_map: Optional[str] = None
+    hillshade: Optional[float] = None
+    resample: Optional[float] = None
+
+
 INVALID_OUTPUT = {"error": "Invalid task output (cannot find valid key)"}
 
 
@@ -188,8 +229,8 @@ def _export_route(asset: str):
 
     view.__name__ = view.__qualname__ = f"export_{asset}"
     view.__doc__ = f"Export the task's {asset}."
-    return doc(f"Export the {asset.replace('_', ' ')}", {200: dict}, auth="optional", tags=("exports",),
-               description=_EXPORT_DESCRIPTION)(view)
+    return doc(f"Export the {asset.replace('_', ' ')}", {200: (ExportFile, ExportJob)}, auth="optional",
+               tags=("exports",), description=_EXPORT_DESCRIPTION, body=ExportRequest)(view)
 
 
 for _asset in exports.SOURCES:
@@ -213,7 +254,7 @@ def _job() -> dict | None:
 
 
 @bp.route("/api/workers/check/{celery_task_id+}", methods=["GET"], content_types=BODY_CONTENT_TYPES)
-@doc("State of an export job", {200: dict}, auth="optional", tags=("exports",),
+@doc("State of an export job", {200: JobState}, auth="optional", tags=("exports",),
      description='`{"ready": false}` (with `status` and `progress` while it runs; an unknown id too), '
                  '`{"ready": true}`, or `{"ready": true, "error": "..."}`.')
 def check_job():
@@ -224,7 +265,7 @@ def check_job():
 
 
 @bp.route("/api/workers/get/{celery_task_id+}", methods=["GET"], content_types=BODY_CONTENT_TYPES)
-@doc("Download an export job's file", {302: REDIRECT, 200: dict}, auth="optional", tags=("exports",),
+@doc("Download an export job's file", {302: REDIRECT, 200: JobError, 400: "Detail"}, auth="optional", tags=("exports",),
      query=(Param("filename", STR, "The download's file name (default: the export's)"),),
      description='302 to a short-lived presigned S3 URL (`Content-Disposition: attachment; filename=<name>`); '
                  '`{"error": "Task not ready"}` while the job runs or for an unknown id.')

@@ -15,14 +15,13 @@ from urllib.parse import quote
 from chalice import Blueprint, Response
 
 from .. import access, exports, storage
-from ..apidoc import INT, REDIRECT, STR, Param, doc
+from ..apidoc import INT, PICTURE, REDIRECT, STR, Param, doc
 from ..errors import ApiError, InvalidInput, not_found
 from ..paths import safe_relative_path
 from .common import BODY_CONTENT_TYPES, optional_user, query_params
 
 bp = Blueprint(__name__)
 ONE = "/api/projects/{project_id}/tasks/{task_id}"
-IMAGE = {"type": "string", "format": "binary"}
 THUMBNAIL_DEFAULT, THUMBNAIL_MAX = 256, 1024
 # An input image is read whole into the API function's memory (1024 MB) to be decoded.
 MAX_SOURCE_IMAGE_BYTES = 128 * 1024 * 1024
@@ -57,7 +56,7 @@ def _size(text: str | None) -> int:
 
 
 @bp.route(ONE + "/thumbnail", methods=["GET"], content_types=BODY_CONTENT_TYPES)
-@doc("The task's thumbnail (orthophoto)", {200: IMAGE}, auth="optional", tags=("pictures",),
+@doc("The task's thumbnail (orthophoto)", {200: PICTURE}, auth="optional", tags=("pictures",),
      query=(Param("size", INT, "1..1024 (clamped; not a number: 256)"),),
      description="A square PNG, or WEBP when `Accept` contains `image/webp`, of the orthophoto "
                  "letterboxed (transparent where it has alpha); with a task `crop`, the crop's box. "
@@ -108,7 +107,7 @@ _THUMBNAIL_QUERY = (
 
 
 @bp.route(ONE + "/images/thumbnail/{file+}", methods=["GET"], content_types=BODY_CONTENT_TYPES)
-@doc("A thumbnail of an input image", {200: IMAGE}, auth="optional", tags=("pictures",),
+@doc("A thumbnail of an input image", {200: PICTURE}, auth="optional", tags=("pictures",),
      query=_THUMBNAIL_QUERY,
      description="A progressive JPEG, never larger than the image. Any invalid parameter: 400 "
                  '`["Invalid query parameters"]`. An answer is at most 4.5 MB (Lambda\'s response '
