@@ -30,6 +30,7 @@ class Settings:
     nodes_table: str
     counters_table: str
     work_table: str
+    presets_table: str
     bucket: str
     jwt_secret: str | None
     jwt_secret_arn: str | None
@@ -42,6 +43,18 @@ class Settings:
     work_queue: str
     follow_seconds: int
     upload_concurrency: int
+    partial_task_hours: float
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    try:
+        value = float(raw) if raw.strip() else default
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a positive number, got {raw!r}")
+    return value
 
 
 def _int(name: str, default: int) -> int:
@@ -72,6 +85,7 @@ def settings() -> Settings:
         nodes_table=env("ALOFT_NODES_TABLE", "aloft-processing-nodes"),
         counters_table=env("ALOFT_COUNTERS_TABLE", "aloft-counters"),
         work_table=env("ALOFT_WORK_TABLE", "aloft-work"),
+        presets_table=env("ALOFT_PRESETS_TABLE", "aloft-presets"),
         bucket=env("ALOFT_BUCKET", "aloft-data"),
         jwt_secret=secret,
         jwt_secret_arn=secret_arn,
@@ -84,6 +98,7 @@ def settings() -> Settings:
         work_queue=env("ALOFT_WORK_QUEUE", "aloft-work"),
         follow_seconds=max(0, min(900, _int("ALOFT_FOLLOW_SECONDS", 5))),
         upload_concurrency=max(1, min(32, _int("ALOFT_UPLOAD_CONCURRENCY", 4))),
+        partial_task_hours=_float("ALOFT_PARTIAL_TASK_HOURS", 72.0),  # WebODM's CLEANUP_PARTIAL_TASKS
     )
 
 
