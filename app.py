@@ -12,7 +12,9 @@ import time
 from chalice import Chalice, Rate, Response
 
 from chalicelib.api import auth as auth_routes
+from chalicelib.api import exports as export_routes
 from chalicelib.api import nodes as node_routes
+from chalicelib.api import pictures as picture_routes
 from chalicelib.api import presets as preset_routes
 from chalicelib.api import projects as project_routes
 from chalicelib.api import tasks as task_routes
@@ -41,7 +43,8 @@ app.api.binary_types.append("multipart/form-data")
 app.api.binary_types.append("*/*")
 
 for blueprint in (auth_routes.bp, user_routes.bp, project_routes.bp, node_routes.bp,
-                  task_routes.bp, upload_routes.bp, preset_routes.bp, map_routes.bp):
+                  task_routes.bp, upload_routes.bp, preset_routes.bp, map_routes.bp, picture_routes.bp,
+                  export_routes.bp):
     app.register_blueprint(blueprint)
 
 _JSON = {"Content-Type": "application/json"}
