@@ -12,8 +12,10 @@ import time
 from chalice import Chalice, Rate, Response
 
 from chalicelib.api import auth as auth_routes
+from chalicelib.api import groups as group_routes
 from chalicelib.api import nodes as node_routes
 from chalicelib.api import projects as project_routes
+from chalicelib.api import sharing as sharing_routes
 from chalicelib.api import tasks as task_routes
 from chalicelib.api import uploads as upload_routes
 from chalicelib.api import users as user_routes
@@ -33,7 +35,7 @@ if os.environ.get("ALOFT_STAGE", LOCAL_STAGE) != LOCAL_STAGE:
 app.api.binary_types.append("multipart/form-data")
 
 for blueprint in (auth_routes.bp, user_routes.bp, project_routes.bp, node_routes.bp,
-                  task_routes.bp, upload_routes.bp):
+                  task_routes.bp, upload_routes.bp, sharing_routes.bp, group_routes.bp):
     app.register_blueprint(blueprint)
 
 _JSON = {"Content-Type": "application/json"}

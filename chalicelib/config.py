@@ -30,6 +30,8 @@ class Settings:
     nodes_table: str
     counters_table: str
     work_table: str
+    shares_table: str
+    groups_table: str
     bucket: str
     jwt_secret: str | None
     jwt_secret_arn: str | None
@@ -72,6 +74,8 @@ def settings() -> Settings:
         nodes_table=env("ALOFT_NODES_TABLE", "aloft-processing-nodes"),
         counters_table=env("ALOFT_COUNTERS_TABLE", "aloft-counters"),
         work_table=env("ALOFT_WORK_TABLE", "aloft-work"),
+        shares_table=env("ALOFT_SHARES_TABLE", "aloft-shares"),
+        groups_table=env("ALOFT_GROUPS_TABLE", "aloft-groups"),
         bucket=env("ALOFT_BUCKET", "aloft-data"),
         jwt_secret=secret,
         jwt_secret_arn=secret_arn,
