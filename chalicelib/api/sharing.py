@@ -35,7 +35,8 @@ def project_permissions(project_id):
 
 @bp.route("/api/projects/{project_id}/edit", methods=["POST"], content_types=BODY_CONTENT_TYPES)
 @doc("Edit a project's name, description, tags and sharing (its `change` permission needed)",
-     {200: Success, 400: (ErrorMessage, "FieldErrors")}, body=ProjectEdit, tags=("sharing",),
+     {200: Success, 400: (ErrorMessage, "FieldErrors", "ErrorList", "Detail")}, body=ProjectEdit,
+     tags=("sharing",),
      description="`permissions`, when given, becomes the whole sharing state: users and groups left "
                  "out lose their permissions; the owner's never change and rows flagged `owner` are "
                  "skipped. Unknown users or groups: 400 `{\"error\": \"Invalid user in permissions "
