@@ -144,7 +144,7 @@ class UserName(BaseModel):
 # ---------------------------------------------------------------- groups and sharing
 
 class GroupWrite(Request):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=150)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=150, strip_whitespace=True)]  # DRF trims
     permissions: Annotated[list[RowId], Field(max_length=1000)] = []
     members: Annotated[list[RowId], Field(max_length=10_000)] = []
 

@@ -381,6 +381,24 @@ def test_edit_refusals_and_rules(api, alice, bob):
     assert api.get(edit, token=alice["token"]).status == 405
 
 
+def test_many_grantees_at_once(api, alice):
+    """More rows than one DynamoDB transaction holds change in parts; past 1,000 grantees: 400."""
+    for number in range(120):
+        make_user(f"u{number:03}")
+    project = new_project(api, alice)
+    url = f"/api/projects/{project['id']}/permissions/"
+    share(api, alice, project, [{"username": f"u{n:03}", "permissions": ["view"]} for n in range(120)])
+    listed = api.get(url, token=alice["token"]).json
+    assert [r["username"] for r in listed] == ["alice"] + [f"u{n:03}" for n in range(120)]
+    share(api, alice, project, [{"username": "u007", "permissions": ["view", "change"]}])
+    assert api.get(url, token=alice["token"]).json[1:] == [
+        {"username": "u007", "owner": False, "permissions": ["change", "view"]}]
+    too_many = api.post(f"/api/projects/{project['id']}/edit/", token=alice["token"],
+                        json={"permissions": [{"username": f"x{n}", "permissions": ["view"]} for n in range(1001)]})
+    assert too_many.status == 400
+    assert too_many.json == {"error": "A project is shared with at most 1000 users and groups"}
+
+
 def test_revoked_share_stops_at_once_for_the_upload_authorizer(live, api, alice, bob):
     """The upload authorizer (API Gateway's, for `upload/`) follows shares: change uploads,
     view does not (404, as WebODM's get_and_check_project), a revoked share at once."""
@@ -435,6 +453,9 @@ def test_admin_groups_crud_and_members(api, admin, alice, bob):
     assert api.post("/api/admin/groups/", token=admin["token"], json={"name": "Crew"}).json == {
         "name": ["group with this name already exists."]}
     assert api.post("/api/admin/groups/", token=admin["token"], json={}).json == {"name": ["This field is required."]}
+    assert api.post("/api/admin/groups/", token=admin["token"], json={"name": "  "}).json == {
+        "name": ["This field may not be blank."]}
+    assert api.post("/api/admin/groups/", token=admin["token"], json={"name": " Crew "}).status == 400  # trimmed
     assert api.post("/api/admin/groups/", token=admin["token"], json={"name": "p", "permissions": [3]}).json == {
         "permissions": ['Invalid pk "3" - object does not exist.']}
     assert api.post("/api/admin/groups/", token=admin["token"], json={"name": "m", "members": [999]}).json == {
