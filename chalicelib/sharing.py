@@ -22,6 +22,7 @@ INVALID_PERMISSIONS = "Invalid permissions"
 MAX_GRANTEES = 1000
 TOO_MANY = f"A project is shared with at most {MAX_GRANTEES} users and groups"
 _LOOKUPS_AT_ONCE = 16
+_PART = 99  # share writes per transaction: DynamoDB's 100 items, one of them the project's
 
 
 def _refuse(message: str) -> InvalidInput:
@@ -117,26 +118,24 @@ def _wanted(project: dict, value: Any) -> dict[str, set[str]]:
     return wanted
 
 
-def edit(project: dict, changes: dict, permissions: Any = None, replace_permissions: bool = False) -> None:
-    """Apply `changes` (project fields) and, with `replace_permissions`, make the list the
+def edit(project: dict, changes: dict, permissions: Any = None) -> None:
+    """Apply `changes` (project fields) and, unless `permissions` is None, make that list the
     project's whole sharing state: grantees left out lose everything. One transaction (in
     parts of 100 writes when more change at once, each checking the project still exists)."""
     writes: list[tuple[str, dict]] = []
-    if replace_permissions:
+    if permissions is not None:
         wanted = _wanted(project, permissions)
         current = {row["grantee"]: set(row.get("perms") or ()) for row in shares.for_project(project["id"])}
         for grantee, perms in wanted.items():
             if current.get(grantee) != perms:
                 writes.append(shares.put_request(project["id"], grantee, perms))
         writes.extend(shares.delete_request(project["id"], g) for g in current if g not in wanted)
-    first = ("Update", projects.update_request(project["id"], changes)) if changes \
-        else ("ConditionCheck", projects.visible_check_request(project["id"]))
     if not writes and not changes:
         return
-    part = 99
-    for start in range(0, max(1, len(writes)), part):
-        head = first if start == 0 else ("ConditionCheck", projects.visible_check_request(project["id"]))
-        transact(head, *writes[start:start + part])
+    still_there = ("ConditionCheck", projects.visible_check_request(project["id"]))
+    first = ("Update", projects.update_request(project["id"], changes)) if changes else still_there
+    for start in range(0, max(1, len(writes)), _PART):
+        transact(first if start == 0 else still_there, *writes[start:start + _PART])
 
 
 def leave(user: dict, project: dict) -> None:

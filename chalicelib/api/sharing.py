@@ -52,8 +52,7 @@ def edit_project(project_id):
     data = validate(ProjectWrite, {**current, **given}).model_dump(mode="json")
     changes = {k: data[k] for k in given if data[k] != project.get(k)}
     try:
-        sharing.edit(project, changes, body.get("permissions"), replace_permissions="permissions" in body
-                     and body["permissions"] is not None)
+        sharing.edit(project, changes, body.get("permissions"))  # null: as if left out
     except ConditionFailed:
         raise not_found() from None  # deleted meanwhile
     return respond({"success": True})
