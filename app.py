@@ -13,10 +13,12 @@ from chalice import Chalice, Rate, Response
 
 from chalicelib.api import auth as auth_routes
 from chalicelib.api import exports as export_routes
+from chalicelib.api import groups as group_routes
 from chalicelib.api import nodes as node_routes
 from chalicelib.api import pictures as picture_routes
 from chalicelib.api import presets as preset_routes
 from chalicelib.api import projects as project_routes
+from chalicelib.api import sharing as sharing_routes
 from chalicelib.api import tasks as task_routes
 from chalicelib.api import uploads as upload_routes
 from chalicelib.api import users as user_routes
@@ -44,7 +46,7 @@ app.api.binary_types.append("*/*")
 
 for blueprint in (auth_routes.bp, user_routes.bp, project_routes.bp, node_routes.bp,
                   task_routes.bp, upload_routes.bp, preset_routes.bp, map_routes.bp, picture_routes.bp,
-                  export_routes.bp):
+                  export_routes.bp, sharing_routes.bp, group_routes.bp):
     app.register_blueprint(blueprint)
 
 _JSON = {"Content-Type": "application/json"}
