@@ -310,3 +310,16 @@ def test_work_queue_worker_and_dead_letter_queue(packaged):
     assert template["Globals"]["Function"]["Environment"]["Variables"]["ALOFT_WORK_QUEUE"] == {"Ref": "WorkQueue"}
     schedule = [e for e in resources["Poller"]["Properties"]["Events"].values() if e["Type"] == "Schedule"]
     assert [e["Properties"]["Schedule"] for e in schedule] == ["rate(1 minute)"]
+
+
+def test_worker_has_room_to_convert_large_orthophotos(packaged):
+    """The worker turns orthophotos and DEMs into COGs at completion: Lambda's largest /tmp
+    (10 GB: rio-cogeo's intermediate file plus the COG), GDAL's temporary files there (the code
+    folder is read-only), 3008 MB and the 15-minute timeout (README, "Runtime and package size")."""
+    resources = json.loads((packaged / "sam.json").read_text())["Resources"]
+    worker = resources["Worker"]["Properties"]
+    assert worker["EphemeralStorage"] == {"Size": 10240}
+    assert worker["MemorySize"] == 3008 and worker["Timeout"] == 900
+    assert worker["Environment"]["Variables"]["CPL_TMPDIR"] == "/tmp"
+    for name in ("APIHandler", "Poller", "UploadAuthorizer"):  # the others keep Lambda's 512 MB /tmp
+        assert "EphemeralStorage" not in resources[name]["Properties"]
