@@ -33,15 +33,13 @@ def new_task(api, user, project: dict, count: int = 2, **data) -> dict:
 
 
 def complete_in_s3(project_id: int, task_id: str, zip_bytes: bytes) -> dict:
-    """Put a node's all.zip in S3 and finish the task as the poller's completion step does."""
-    from chalicelib import assets, storage
+    """Put a node's all.zip in S3 and finish the task as the worker's completion step does."""
+    from chalicelib.completion import collect_results
     from chalicelib.store import tasks
 
     aws.s3().put_object(Bucket=config.settings().bucket, Key=f"tasks/{task_id}/all.zip", Body=zip_bytes)
-    result = assets.extract_assets(aws.s3(), config.settings().bucket, storage.task_prefix(task_id))
-    return tasks.mutate(project_id, task_id, lambda t: {
-        "status": 40, "running_progress": 1.0, "available_assets": result.available_assets,
-        "size_bytes": result.size_bytes, "statistics": result.statistics})
+    changes = collect_results(task_id)
+    return tasks.mutate(project_id, task_id, lambda t: changes)
 
 
 def proxy_size(reply) -> int:

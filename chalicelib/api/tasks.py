@@ -68,7 +68,7 @@ def task_out(task: dict, nodes: dict[int, dict]) -> dict:
         images_count=task.get("images_count", 0),
         can_rerun_from=rerun_from(node) if node else [],
         statistics=task.get("statistics") or {}, extent=task.get("extent"), media=0,
-        tags=task.get("tags") or [], crop=task.get("crop"), srs={"name": "", "units": "m"},
+        tags=task.get("tags") or [], crop=task.get("crop"), srs=task.get("srs") or {"name": "", "units": "m"},
         available_assets=task.get("available_assets") or [], uuid=task.get("uuid") or "",
         name=task.get("name"), processing_time=task.get("processing_time", -1),
         auto_processing_node=bool(task.get("auto_processing_node")), status=task.get("status"),
@@ -79,7 +79,7 @@ def task_out(task: dict, nodes: dict[int, dict]) -> dict:
         resize_progress=task.get("resize_progress", 0.0),
         running_progress=task.get("running_progress", 0.0), import_url="",
         partial=bool(task.get("partial")), potree_scene=task.get("potree_scene") or {},
-        epsg=task.get("epsg"), wkt=task.get("wkt"), orthophoto_bands=[],
+        epsg=task.get("epsg"), wkt=task.get("wkt"), orthophoto_bands=task.get("orthophoto_bands") or [],
         size=round(task.get("size_bytes", 0) / 1024 / 1024, 6), compacted=False,
     ).model_dump(mode="json")
 
@@ -136,10 +136,12 @@ def _new_task(project_id: int, data: TaskWrite, partial: bool) -> dict:
 @bp.route(BASE, methods=["GET"], content_types=BODY_CONTENT_TYPES)
 @doc("List a project's tasks", {200: ([TaskOut], TaskPage)}, tags=("tasks",),
      query=(Param("status", INT), Param("available_assets", STR, "Comma-separated; all must be present"),
+            Param("bbox", STR, "xmin,ymin,xmax,ymax in lon/lat: tasks whose orthophoto, DSM or DTM "
+                  "extent intersects it"),
             ORDERING, PAGE), listed=True, description=LIST_RULE)
 def list_tasks(project_id):
     """All tasks of a project as a plain array (as WebODM: never paginated, unless it would not
-    fit Lambda's answer or `page` is given); `status` filter and `ordering`."""
+    fit Lambda's answer or `page` is given); `status`, `available_assets`, `bbox`, `ordering`."""
     request = bp.current_request
     user = current_user(request)
     project = permissions.project_for(user, int_id(project_id))
@@ -154,9 +156,30 @@ def list_tasks(project_id):
     if query.get("available_assets"):
         wanted_assets = [a for a in query["available_assets"].split(",") if a]
         items = [t for t in items if all(a in (t.get("available_assets") or []) for a in wanted_assets)]
+    if query.get("bbox"):
+        box = _bbox(query["bbox"])
+        items = [t for t in items if any(_intersects(box, r["bounds"]) for r in (t.get("rasters") or {}).values())]
     nodes = _nodes_of(items)
     out = [task_out(t, nodes) for t in items]
     return answer(request, order(out, query.get("ordering"), set(TaskOut.model_fields)), query)
+
+
+def _bbox(text: str) -> tuple[float, float, float, float]:
+    """WebODM's `bbox` filter value: four finite numbers, min before max."""
+    import math
+
+    try:
+        box = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4 or not all(math.isfinite(v) for v in box) or box[0] > box[2] or box[1] > box[3]:
+        raise bad_request("Invalid bbox parameter")
+    return box
+
+
+def _intersects(box: tuple, bounds: list) -> bool:
+    """Two lon/lat rectangles share at least a point (PostGIS `intersects` on envelopes)."""
+    return box[0] <= bounds[2] and bounds[0] <= box[2] and box[1] <= bounds[3] and bounds[1] <= box[3]
 
 
 @bp.route(BASE, methods=["POST"], content_types=BODY_CONTENT_TYPES)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from .. import assets, aws, storage
+from ..completion import collect_results
 from ..config import settings
 from ..models import StatusCode
 from ..nodeodm import NodeConnectionError, NodeError, NodeResponseError, NodeServerError
@@ -88,11 +89,9 @@ def complete(ctx: StepContext) -> Outcome:
     except NodeError as exc:
         return failed("complete", str(exc))
     try:
-        result = assets.extract_assets(aws.s3(), settings().bucket, prefix)
+        changes = collect_results(task["id"])
     except assets.InvalidZipError as exc:
         log.warning("Task %s: %s (%s)", task["id"], exc, exc.detail)
         return failed("complete", str(exc))
-    return Outcome("complete", {"status": int(StatusCode.COMPLETED), "running_progress": 1.0,
-                                "node_completed": None, "available_assets": result.available_assets,
-                                "size_bytes": result.size_bytes, "statistics": result.statistics},
-                   NOTHING, note=f"{len(result.available_assets)} assets")
+    return Outcome("complete", {**changes, "node_completed": None}, NOTHING,
+                   note=f"{len(changes['available_assets'])} assets, rasters: {sorted(changes['rasters']) or 'none'}")
