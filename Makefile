@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(BIN)/python -m aloft_local
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 -rs
 
 package: $(STAMP)
 	rm -rf build

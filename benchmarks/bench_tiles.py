@@ -44,8 +44,6 @@ ORIGIN = (500_000.0 - SIZE * PIXEL / 2, 4_650_000.0)  # UTM 15N, on its central 
 CRS = "EPSG:32615"
 ZOOMS = range(14, 21)
 TILES_PER_KIND = 100
-ORTHO_KEY = "assets/odm_orthophoto/odm_orthophoto.tif"
-DSM_KEY = "assets/odm_dem/dsm.tif"
 # The DSM as WebODM's map shows it with hillshade (its layer defaults), and TiTiler's nearest
 # equivalent: the same buffered bilinear read, hillshade, the same colour map.
 DSM_RESCALE = "240,280"
@@ -237,32 +235,20 @@ def write_dsm(path: Path) -> None:
 # -- COG conversion ---------------------------------------------------------------------------------
 
 _CONVERT = r"""
-import json, resource, sys, time
+import json, resource, shutil, sys, time
+from chalicelib.rasters import cog
 source, target = sys.argv[1], sys.argv[2]
+shutil.copyfile(source, target)
 started = time.perf_counter()
-try:
-    from chalicelib.rasters import cog
-except ImportError:
-    cog = None
-if cog is not None and hasattr(cog, "convert"):
-    how = "chalicelib.rasters.cog.convert"
-    cog.convert(source, target)
-else:  # WebODM's rio-cogeo path (app/cogeo.py make_cogeo_legacy): 256 px blocks, deflate
-    import rasterio
-    from rio_cogeo.cogeo import cog_translate
-    from rio_cogeo.profiles import cog_profiles
-    how = "rio-cogeo cog_translate (deflate, 256 px blocks, internal mask)"
-    profile = cog_profiles.get("deflate")
-    profile.update(blockxsize=256, blockysize=256)
-    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_TIFF_INTERNAL_MASK=True, GDAL_TIFF_OVR_BLOCKSIZE=128):
-        cog_translate(source, target, profile, in_memory=False, quiet=True, web_optimized=False)
-print(json.dumps({"seconds": time.perf_counter() - started, "how": how,
+converted = cog.ensure_cog(target)
+print(json.dumps({"seconds": time.perf_counter() - started, "converted": converted,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
 def convert(source: Path, target: Path) -> dict:
-    """COG conversion in a fresh interpreter (its peak RSS is the conversion's own)."""
+    """The completion step's COG conversion (chalicelib/rasters/cog.py `ensure_cog`) in a fresh
+    interpreter, so its peak RSS is the conversion's own."""
     env = {**os.environ, "GDAL_CACHEMAX": str(WORKER_MEMORY_MB * 5 // 100)}
     done = subprocess.run([sys.executable, "-c", _CONVERT, str(source), str(target)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=1800)
@@ -273,42 +259,32 @@ def convert(source: Path, target: Path) -> dict:
 
 # -- the Aloft task and TiTiler ------------------------------------------------------------------
 
-def _completed_task(ortho: Path, dsm: Path) -> tuple[dict, dict, str]:
-    """A user, a project and a task made COMPLETED on these rasters, as the worker's completion
-    step leaves it (rasters described in the task item)."""
-    import requests  # noqa: F401  (the chalice test client needs the app's clients)
+def _completed_task(ortho: Path, dsm: Path) -> tuple[dict, dict, str, dict]:
+    """A user, a project and a task completed on these COGs by the completion step's raster
+    function (it finds them valid COGs and describes them into the task item)."""
     from chalice.test import Client
 
     from app import app
-    from chalicelib import aws, config, storage
+    from chalicelib import assets, aws, config, storage
+    from chalicelib.rasters.completion import finish_rasters
     from chalicelib.store import tasks
 
     _, token = make_user("bench-tiles")
-    headers = {"Authorization": f"JWT {token}"}
+    headers = {"Authorization": f"JWT {token}", "Content-Type": "application/json"}
     with Client(app, stage_name="local", project_dir=str(ROOT)) as client:
-        project = client.http.post("/api/projects/", headers={**headers, "Content-Type": "application/json"},
-                                   body=json.dumps({"name": "tiles"})).json_body
-        task = client.http.post(f"/api/projects/{project['id']}/tasks/",
-                                headers={**headers, "Content-Type": "application/json"},
+        project = client.http.post("/api/projects/", headers=headers, body=json.dumps({"name": "tiles"})).json_body
+        task = client.http.post(f"/api/projects/{project['id']}/tasks/", headers=headers,
                                 body=json.dumps({"partial": True, "name": "bench orthophoto"})).json_body
     prefix = storage.task_prefix(task["id"])
-    for path, key in ((ortho, ORTHO_KEY), (dsm, DSM_KEY)):
-        aws.s3().upload_file(str(path), config.settings().bucket, prefix + key)
-    finish = _completion_function()
-    changes = finish(task["id"]) if finish is not None else {}
+    available = ["orthophoto.tif", "dsm.tif"]
+    for path, asset in ((ortho, "orthophoto.tif"), (dsm, "dsm.tif")):
+        aws.s3().upload_file(str(path), config.settings().bucket, assets.asset_key(prefix, asset))
+    fields = finish_rasters(task["id"], available)
+    fields.pop("size_delta")
+    assert set(fields["rasters"]) == {"orthophoto", "dsm"}, fields
     tasks.mutate(project["id"], task["id"], lambda t: {
-        **changes, "status": 40, "running_progress": 1.0,
-        "available_assets": ["orthophoto.tif", "dsm.tif"]})
-    return project, task, token
-
-
-def _completion_function():
-    """The completion step's raster function on main (chalicelib/rasters), if merged yet."""
-    try:
-        from chalicelib.rasters import completion
-    except ImportError:
-        return None
-    return getattr(completion, "rasters_at_completion", None)
+        **fields, "status": 40, "running_progress": 1.0, "available_assets": available})
+    return project, task, token, {kind: raster["key"] for kind, raster in fields["rasters"].items()}
 
 
 def titiler_app():
@@ -392,7 +368,7 @@ def _timed_get(session, url: str, params: dict | None = None, **kw) -> tuple[flo
     return time.perf_counter() - started, reply
 
 
-def _compare(aloft_base: str | None, token: str | None, titiler: str, endpoint: str, bucket: str, prefix: str,
+def _compare(aloft_base: str | None, token: str | None, titiler: str, endpoint: str, bucket: str, keys: dict,
              tiles: list[tuple[int, int, int]]) -> None:
     import requests
 
@@ -404,11 +380,11 @@ def _compare(aloft_base: str | None, token: str | None, titiler: str, endpoint: 
     if token:
         aloft.headers["Authorization"] = f"JWT {token}"
     anchor = requests.Session()
-    kinds = {"orthophoto": (ORTHO_KEY, {}, {}), "dsm": (DSM_KEY, ALOFT_DSM_QUERY, TITILER_DSM_QUERY)}
+    kinds = {"orthophoto": (keys["orthophoto"], {}, {}), "dsm": (keys["dsm"], ALOFT_DSM_QUERY, TITILER_DSM_QUERY)}
     results = {(kind, server): [] for kind in kinds for server in ("aloft", "titiler")}
     formats = {(kind, server): set() for kind in kinds for server in ("aloft", "titiler")}
     for kind, (key, aloft_query, titiler_query) in kinds.items():
-        titiler_params = {"url": f"/vsis3/{bucket}/{prefix}{key}", **titiler_query}
+        titiler_params = {"url": f"/vsis3/{bucket}/{key}", **titiler_query}
         first = tiles[0]
         # warm both (the gateway's container, GDAL's header cache): not counted
         for _ in range(2):
@@ -552,15 +528,16 @@ def main() -> None:
               f"DSM float32 {(folder / 'dsm_odm.tif').stat().st_size / 1e6:.0f} MB (deflate, no overviews)")
         for name in ("ortho", "dsm"):
             done = convert(folder / f"{name}_odm.tif", folder / f"{name}_cog.tif")
-            print(f"COG conversion, {'orthophoto' if name == 'ortho' else 'DSM'} ({done['how']}): "
+            assert done["converted"]
+            print(f"COG conversion, {'orthophoto' if name == 'ortho' else 'DSM'} (cog.ensure_cog, rio-cogeo): "
                   f"{done['seconds']:.1f} s, peak RSS {done['peak_mb']:.0f} MB "
                   f"(GDAL_CACHEMAX {WORKER_MEMORY_MB * 5 // 100} MB), COG {(folder / f'{name}_cog.tif').stat().st_size / 1e6:.0f} MB")
         tiles = _tile_set(folder / "ortho_cog.tif")
         with _aloft_on_s3_server() as endpoint:
-            from chalicelib import config, storage
+            from chalicelib import config
 
-            project, task, token = _completed_task(folder / "ortho_cog.tif", folder / "dsm_cog.tif")
-            bucket, prefix = config.settings().bucket, storage.task_prefix(task["id"])
+            project, task, token, keys = _completed_task(folder / "ortho_cog.tif", folder / "dsm_cog.tif")
+            bucket = config.settings().bucket
             path = f"/api/projects/{project['id']}/tasks/{task['id']}"
             server, url = _gateway()
             import requests
@@ -570,8 +547,8 @@ def main() -> None:
             if aloft_base is None:
                 print(f"Aloft: no tile routes yet ({probe.status_code} on tiles.json): TiTiler only")
             with _titiler(endpoint) as titiler:
-                _floors(url if aloft_base else None, token, endpoint, bucket, prefix + ORTHO_KEY)
-                _compare(aloft_base, token, titiler, endpoint, bucket, prefix, tiles)
+                _floors(url if aloft_base else None, token, endpoint, bucket, keys["orthophoto"])
+                _compare(aloft_base, token, titiler, endpoint, bucket, keys, tiles)
             if aloft_base:
                 _thumbnail(url, token, path)
             server.close()
