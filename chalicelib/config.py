@@ -42,6 +42,18 @@ class Settings:
     work_queue: str
     follow_seconds: int
     upload_concurrency: int
+    partial_task_hours: float
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    try:
+        value = float(raw) if raw.strip() else default
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a positive number, got {raw!r}")
+    return value
 
 
 def _int(name: str, default: int) -> int:
@@ -84,6 +96,7 @@ def settings() -> Settings:
         work_queue=env("ALOFT_WORK_QUEUE", "aloft-work"),
         follow_seconds=max(0, min(900, _int("ALOFT_FOLLOW_SECONDS", 5))),
         upload_concurrency=max(1, min(32, _int("ALOFT_UPLOAD_CONCURRENCY", 4))),
+        partial_task_hours=_float("ALOFT_PARTIAL_TASK_HOURS", 72.0),  # WebODM's CLEANUP_PARTIAL_TASKS
     )
 
 

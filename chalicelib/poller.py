@@ -7,7 +7,8 @@ Every minute (EventBridge's shortest rate; locally every ALOFT_POLL_SECONDS) it
   hand-overs) within its deadline;
 - sends a message again for each active task whose expected step is overdue (a lost
   message, a crashed worker): one Query of the active-tasks index, and one write and
-  one message per overdue task only, so a healthy task never gets two chains.
+  one message per overdue task only, so a healthy task never gets two chains;
+- once an hour, removes abandoned partial tasks and stale upload bodies (housekeeping.py).
 It never advances a task itself: that is the worker's (steps/machine.py).
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import nodes as node_service
-from . import queue, removal
+from . import housekeeping, queue, removal
 from .config import settings
 from .store import nodes as node_store
 from .store import tasks, work
@@ -64,6 +65,9 @@ def run_cycle(context=None) -> dict:
     for task in active:
         if overdue(task, now):
             _send_again(cycle, task)
+    if housekeeping.claim_run():
+        cleaned = housekeeping.run(has_time=lambda: cycle.seconds_left() > 0)
+        cycle.stats.update({k: v for k, v in cleaned.items() if v})
     cycle.stats.update(nodes=len(nodes), active=len(active), jobs=len(jobs))
     return cycle.stats
 

@@ -164,7 +164,7 @@ def test_node_forgets_the_task(api, alice, fake_node, setup):
 
 def test_connection_error_while_polling_is_retried(api, alice, fake_node, setup):
     _, project = setup
-    fake_node.processing_seconds = 4.0
+    fake_node.processing_seconds = 10.0  # still running after the offline polls, even on a loaded machine
     task = new_task(api, alice, project)
     poll_until(api, alice, project, task, lambda t: t["status"] == 20)
     fake_node.go_offline()
@@ -173,7 +173,7 @@ def test_connection_error_while_polling_is_retried(api, alice, fake_node, setup)
     during = api.get(task_url(project, task), token=alice["token"]).json
     assert during["status"] == 20 and during["last_error"] is None
     fake_node.go_online()
-    assert poll_until(api, alice, project, task, finished)["status"] == 40
+    assert poll_until(api, alice, project, task, finished, cycles=300)["status"] == 40
 
 
 def _age_node(node_id: int) -> None:

@@ -1,9 +1,9 @@
 """Tasks table: key (`project_id`, `id`), `id` a UUID string as in WebODM.
 
 Every write is conditional on `version` (optimistic locking) and re-derives the
-sparse `active` attribute, the key of the `active-tasks` GSI: only tasks the
-poller must look at carry it, so a poll cycle's cost follows active tasks, never
-all tasks ever created. The poller additionally holds a lease (`lease_owner`,
+sparse index keys: `active` (the `active-tasks` GSI: only tasks a worker must
+look at carry it, so the schedule's cost follows active tasks, never all tasks ever
+created) and `uploading` (the `partial-tasks` GSI: partial tasks by age, for expiry). The poller additionally holds a lease (`lease_owner`,
 `lease_until`) on a task for the length of one step.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from . import projects
 _table = Table("tasks_table")
 ACTIVE_INDEX = "active-tasks"
 ACTIVE = "1"
+PARTIAL_INDEX = "partial-tasks"
 POLLER_IDLE_STATUSES = (None, 10, 20)
 
 
@@ -41,11 +42,21 @@ def key(task: dict) -> dict:
     return {"project_id": task["project_id"], "id": task["id"]}
 
 
-def _with_active(item: dict) -> dict:
-    item = {k: v for k, v in item.items() if k != "active"}
+def _index_keys(item: dict) -> dict:
+    """The sparse GSI keys `item` must carry."""
+    keys = {}
     if needs_poller(item):
-        item["active"] = ACTIVE
-    return item
+        keys["active"] = ACTIVE
+    if item.get("partial"):
+        keys["uploading"] = ACTIVE
+    return keys
+
+
+_INDEX_KEYS = ("active", "uploading")
+
+
+def _with_active(item: dict) -> dict:
+    return {**{k: v for k, v in item.items() if k not in _INDEX_KEYS}, **_index_keys(item)}
 
 
 def create_request(item: dict) -> tuple[str, dict]:
@@ -63,6 +74,13 @@ def list_for_project(project_id: int) -> list[dict]:
                              consistent=True))
 
 
+def partial_created_before(created_at: str, limit: int = 100) -> list[dict]:
+    """Partial tasks created before `created_at` (ISO text), oldest first: only expired ones
+    are read, however many partial tasks exist."""
+    return list(_table.query("#u = :u AND #c < :c", names={"#u": "uploading", "#c": "created_at"},
+                             values={":u": ACTIVE, ":c": created_at}, index=PARTIAL_INDEX, limit=limit))
+
+
 def list_active() -> list[dict]:
     """Tasks the poller must visit, oldest first (one Query per 1 MB page)."""
     return list(_table.query("#a = :a", names={"#a": "active"}, values={":a": ACTIVE},
@@ -76,13 +94,14 @@ def update_request(task: dict, changes: dict, lease_owner: str | None = None,
     as read, and the new item."""
     new = _with_active({**{k: v for k, v in task.items() if k not in remove_fields}, **changes,
                         "version": task["version"] + 1})
-    set_ = {k: v for k, v in changes.items() if k not in ("active", "version")}
+    set_ = {k: v for k, v in changes.items() if k not in (*_INDEX_KEYS, "version")}
     set_["version"] = new["version"]
     remove = [f for f in remove_fields if f not in changes and f in task]
-    if "active" in new:
-        set_["active"] = ACTIVE
-    elif "active" in task:
-        remove.append("active")
+    for index_key in _INDEX_KEYS:  # removed even when `task` as the caller holds it lacks it
+        if index_key in new:
+            set_[index_key] = new[index_key]
+        elif index_key not in remove:
+            remove.append(index_key)
     if release_lease:
         remove += ["lease_owner", "lease_until"]
         new.pop("lease_owner", None)
