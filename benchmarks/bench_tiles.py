@@ -67,7 +67,7 @@ class RangeReads:
 
     def __init__(self, app):
         self.app = app
-        self.counts = {"ranged": 0, "ranged_bytes": 0, "other": 0}
+        self.counts = {"ranged": 0, "ranged_bytes": 0, "other": 0, "dynamodb": 0}
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") == self.STATS:
@@ -78,7 +78,8 @@ class RangeReads:
         parts = (environ.get("PATH_INFO") or "").lstrip("/").split("/", 1)
         if (environ.get("REQUEST_METHOD") != "GET" or not found or environ.get("QUERY_STRING")
                 or len(parts) != 2 or environ.get("HTTP_X_AMZ_TARGET")):
-            self.counts["other"] += 1
+            target = environ.get("HTTP_X_AMZ_TARGET") or ""
+            self.counts["dynamodb" if target.startswith("DynamoDB") else "other"] += 1
             return self.app(environ, start_response)
         obj = self._object(parts[0], parts[1])
         begin = int(found[1])
@@ -404,7 +405,7 @@ def _compare(aloft_base: str | None, token: str | None, titiler: str, endpoint: 
                     raise RuntimeError(f"{server} {url}: {reply.status_code} {reply.text[:300]}")
                 results[kind, server].append(seconds)
                 after = s3_counts()
-                total = reads.setdefault((kind, server), {"ranged": 0, "ranged_bytes": 0, "other": 0})
+                total = reads.setdefault((kind, server), dict.fromkeys(after, 0))
                 for name in total:
                     total[name] += after[name] - before[name] - (1 if name == "other" else 0)
                 formats[kind, server].add(reply.headers.get("Content-Type"))
@@ -423,9 +424,10 @@ def _compare(aloft_base: str | None, token: str | None, titiler: str, endpoint: 
             for server in ("titiler", "aloft"):
                 if (kind, server) in reads:
                     count = reads[kind, server]
-                    print(f"    {server}: S3 per tile {count['ranged'] / len(tiles):.1f} ranged GETs "
+                    print(f"    {server}: per tile {count['ranged'] / len(tiles):.1f} ranged S3 GETs "
                           f"({count['ranged_bytes'] / len(tiles) / 1024:.0f} KiB), "
-                          f"{count['other'] / len(tiles):.2f} other requests")
+                          f"{count['other'] / len(tiles):.2f} other S3 requests, "
+                          f"{count['dynamodb'] / len(tiles):.2f} DynamoDB requests")
     every_titiler = results["orthophoto", "titiler"] + results["dsm", "titiler"]
     titiler_p50, titiler_p95 = _percentiles(every_titiler)
     line = f"  {f'all {len(every_titiler)}':<11} TiTiler p50 {titiler_p50:6.1f} p95 {titiler_p95:6.1f}"
