@@ -56,16 +56,38 @@ def _free_name(base: str, taken) -> str:
     return name
 
 
+def resized_prefix(task_id: str) -> str:
+    """Smaller copies of the images (`resize_to`); the originals stay under images/."""
+    return f"{task_prefix(task_id)}resized/"
+
+
 @dataclass
 class StoredObject:
     name: str
     size: int
     etag: str
+    key: str = ""
 
 
 def list_images(task_id: str) -> list[StoredObject]:
-    prefix = images_prefix(task_id)
-    return [StoredObject(o["Key"][len(prefix):], o["Size"], o["ETag"].strip('"'))
+    return _list_named(images_prefix(task_id))
+
+
+def list_resized(task_id: str) -> list[StoredObject]:
+    return _list_named(resized_prefix(task_id))
+
+
+def images_for_node(task: dict) -> list[StoredObject]:
+    """What the relay sends: the images, each replaced by its resized copy when there is one."""
+    images = list_images(task["id"])
+    if int(task.get("resize_to") or -1) <= 0:
+        return images
+    resized = {o.name: o for o in list_resized(task["id"]) if not o.name.endswith(".unchanged")}
+    return [resized.get(image.name, image) for image in images]
+
+
+def _list_named(prefix: str) -> list[StoredObject]:
+    return [StoredObject(o["Key"][len(prefix):], o["Size"], o["ETag"].strip('"'), o["Key"])
             for o in _list(prefix)]
 
 
@@ -151,6 +173,22 @@ def object_size(key: str) -> int | None:
 
     try:
         return aws.s3().head_object(Bucket=_bucket(), Key=key)["ContentLength"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+def put_bytes(key: str, data: bytes, metadata: dict | None = None) -> None:
+    aws.s3().put_object(Bucket=_bucket(), Key=key, Body=data, Metadata=metadata or {})
+
+
+def object_metadata(key: str) -> dict | None:
+    """The user metadata of an object, None when it does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return aws.s3().head_object(Bucket=_bucket(), Key=key).get("Metadata", {})
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             return None

@@ -302,8 +302,8 @@ def test_an_idle_tick_touches_nothing(api, alice, fake_node, setup):
 def test_cancel_during_a_slow_upload_stops_it(api, alice, fake_node, setup):
     """A cancel that arrives mid-upload stops the upload; nothing runs on the node."""
     _, project = setup
-    fake_node.latency = 0.5
-    task = new_task(api, alice, project, count=12)
+    fake_node.latency = 1.0  # 24 images, 4 at a time: 6 s of upload, time for a cancel even on a loaded machine
+    task = new_task(api, alice, project, count=24)
     worker = threading.Thread(target=api.work, kwargs={"limit": 1})
     worker.start()
     deadline = time.time() + 20
@@ -316,7 +316,7 @@ def test_cancel_during_a_slow_upload_stops_it(api, alice, fake_node, setup):
     api.poll()
     current = api.get(task_url(project, task), token=alice["token"]).json
     assert current["status"] == 50 and current["pending_action"] is None
-    assert fake_node.calls["commit"] == 0 and fake_node.calls["upload"] < 12
+    assert fake_node.calls["commit"] == 0 and fake_node.calls["upload"] < 24
 
 
 def test_a_burst_of_tasks_spreads_over_the_nodes(api, admin, alice, setup):

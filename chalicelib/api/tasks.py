@@ -213,6 +213,8 @@ def create_task(project_id):
         raise not_found() from None
     task["version"] = 1
     changes: dict = {} if partial else {"partial": False}
+    if "resize_to" in fields:  # WebODM: RESIZE is pending whenever the key was sent
+        changes["pending_action"] = int(PendingAction.RESIZE)
     if body.files:
         try:
             _, (count, size) = uploads.store_files(task["id"], body.files)  # a new task: no one else uploads

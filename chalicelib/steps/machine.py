@@ -8,8 +8,9 @@ each message; nothing else advances a task.
 
 Which step a task needs, at a glance (`choose`):
 
-    pending action REMOVE / CANCEL / RESTART / other   remove / cancel / restart / drop
+    pending action REMOVE / CANCEL / RESTART             remove / cancel / restart
     upload bodies still to ingest                        ingest
+    pending action RESIZE / other                        resize / drop
     finished (not null/10/20)                            settle (leaves the active set)
     no node, automatic assignment                        assign
     node deleted                                         forget-node
@@ -31,7 +32,7 @@ from .. import queue
 from ..config import settings
 from ..models import PendingAction
 from ..store import tasks
-from . import actions, follow, submit
+from . import actions, follow, resize, submit
 from .context import NOTHING, NOW, Abort, Outcome, StepContext
 
 log = logging.getLogger("aloft.steps")
@@ -61,10 +62,12 @@ def choose(ctx: StepContext) -> Step:
         return actions.cancel
     if action == PendingAction.RESTART:
         return actions.restart
-    if action is not None:
-        return actions.drop
     if task.get("ingest_pending"):
         return submit.ingest_uploads
+    if action == PendingAction.RESIZE:
+        return resize.resize
+    if action is not None:
+        return actions.drop
     if task.get("status") not in tasks.POLLER_IDLE_STATUSES:
         return settle
     if task.get("processing_node") is None:

@@ -84,7 +84,7 @@ def submit(ctx: StepContext) -> Outcome:
             pass  # not committed on the node
         except NodeError as exc:
             return _submit_error(ctx, exc)
-    images = storage.list_images(task["id"])
+    images = storage.images_for_node(task)
     if not images:
         return failed("submit", "Cannot process a task without images (need at least 1 file).")
     try:
@@ -168,7 +168,7 @@ def _upload_one(node: dict, node_uuid: str, task_id: str, image, gate: threading
     """Read the image from S3 (whole, when small enough: reading S3 while the node waits for each
     piece halves the node's speed), then send it once a place at the node is free."""
     client = node_service.client_for(node)
-    key = storage.image_key(task_id, image.name)
+    key = image.key or storage.image_key(task_id, image.name)
     content = storage.read_object(key) if image.size <= PREFETCH_MAX_BYTES else None
     for attempt in range(1, UPLOAD_ATTEMPTS + 1):
         body, size = (None, len(content)) if content is not None else storage.open_object(key)
