@@ -13,6 +13,7 @@ from chalice import Chalice, Rate, Response
 
 from chalicelib.api import auth as auth_routes
 from chalicelib.api import nodes as node_routes
+from chalicelib.api import presets as preset_routes
 from chalicelib.api import projects as project_routes
 from chalicelib.api import tasks as task_routes
 from chalicelib.api import uploads as upload_routes
@@ -33,7 +34,7 @@ if os.environ.get("ALOFT_STAGE", LOCAL_STAGE) != LOCAL_STAGE:
 app.api.binary_types.append("multipart/form-data")
 
 for blueprint in (auth_routes.bp, user_routes.bp, project_routes.bp, node_routes.bp,
-                  task_routes.bp, upload_routes.bp):
+                  task_routes.bp, upload_routes.bp, preset_routes.bp):
     app.register_blueprint(blueprint)
 
 _JSON = {"Content-Type": "application/json"}
@@ -111,7 +112,8 @@ def upload_authorizer(event, context):
 @doc("The API root", {200: dict}, auth="none", tags=("meta",))
 def api_root():
     """The API root, like DRF's router root."""
-    return {"projects": "/api/projects/", "processingnodes": "/api/processingnodes/"}
+    return {"projects": "/api/projects/", "processingnodes": "/api/processingnodes/",
+            "presets": "/api/presets/"}
 
 
 @app.route("/api/openapi.json", methods=["GET"], content_types=BODY_CONTENT_TYPES)

@@ -128,7 +128,31 @@ def create_resources(prefix: str, dynamodb, s3, template: dict | None = None, sq
     for name in env.values():
         if name in by_name and by_name[name][0] == "table":
             dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
+    if "ALOFT_PRESETS_TABLE" in env:
+        _seed_system_presets(env)
     return env
+
+
+def _seed_system_presets(env: dict[str, str]) -> None:
+    """The system presets, there from the start as WebODM's boot makes them (a deployment
+    seeds them on first use: chalicelib/presets.py). Idempotent: a kept table is left as it is."""
+    import os
+
+    from chalicelib import config
+    from chalicelib.presets import ensure_system_presets
+
+    previous = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    config.reset()
+    try:
+        ensure_system_presets()
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        config.reset()
 
 
 def _add_missing_indexes(dynamodb, name: str, properties: dict) -> None:

@@ -30,6 +30,7 @@ class Settings:
     nodes_table: str
     counters_table: str
     work_table: str
+    presets_table: str
     bucket: str
     jwt_secret: str | None
     jwt_secret_arn: str | None
@@ -84,6 +85,7 @@ def settings() -> Settings:
         nodes_table=env("ALOFT_NODES_TABLE", "aloft-processing-nodes"),
         counters_table=env("ALOFT_COUNTERS_TABLE", "aloft-counters"),
         work_table=env("ALOFT_WORK_TABLE", "aloft-work"),
+        presets_table=env("ALOFT_PRESETS_TABLE", "aloft-presets"),
         bucket=env("ALOFT_BUCKET", "aloft-data"),
         jwt_secret=secret,
         jwt_secret_arn=secret_arn,

@@ -30,7 +30,7 @@ def test_template_has_api_tables_bucket(packaged):
     resources = template["Resources"]
     types = {name: r["Type"] for name, r in resources.items()}
     for table in ("UsersTable", "ProjectsTable", "TasksTable", "TaskOutputTable",
-                  "ProcessingNodesTable", "CountersTable", "WorkTable"):
+                  "ProcessingNodesTable", "CountersTable", "WorkTable", "PresetsTable"):
         assert types[table] == "AWS::DynamoDB::Table"
         assert resources[table]["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
     assert types["DataBucket"] == "AWS::S3::Bucket"
@@ -209,13 +209,14 @@ def test_data_outlives_the_stack_and_names_are_outputs(packaged):
     resources = template["Resources"]
     stateful = [name for name, r in resources.items()
                 if r["Type"] in ("AWS::DynamoDB::Table", "AWS::S3::Bucket")]
-    assert len(stateful) == 8
+    assert len(stateful) == 9
     for name in stateful:
         assert resources[name]["DeletionPolicy"] == resources[name]["UpdateReplacePolicy"] == "Retain"
     outputs = template["Outputs"]
     assert outputs["UsersTableName"]["Value"] == {"Ref": "UsersTable"}
     assert outputs["CountersTableName"]["Value"] == {"Ref": "CountersTable"}
     assert outputs["WorkTableName"]["Value"] == {"Ref": "WorkTable"}
+    assert outputs["PresetsTableName"]["Value"] == {"Ref": "PresetsTable"}
     assert outputs["JwtSecretArn"]["Value"] == {"Ref": "JwtSecret"}
     variables = template["Globals"]["Function"]["Environment"]["Variables"]  # both functions
     assert variables["ALOFT_JWT_SECRET_ARN"] == {"Ref": "JwtSecret"}
