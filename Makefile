@@ -17,12 +17,16 @@ run: $(STAMP)
 	$(BIN)/python -m aloft_local
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 -rs
 
 package: $(STAMP)
 	rm -rf build
 	$(BIN)/chalice package --merge-template infra/resources.json --stage prod build/
 	@echo "CloudFormation template: build/sam.json, code: build/deployment.zip"
+	@$(BIN)/python -c "import os, zipfile; z = 'build/deployment.zip'; \
+	  n = sum(i.file_size for i in zipfile.ZipFile(z).infolist()); \
+	  print(f'deployment.zip: {os.path.getsize(z):,} bytes, unzipped {n:,}:' \
+	        f' {n / 262_144_000:.0%} of Lambda\'s 250 MB (262,144,000 bytes)')"
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -14,7 +14,8 @@ from tests.conftest import ROOT
 
 # boto3/botocore come from the Lambda runtime but cost ~100+ ms to import; the rest are only
 # needed by some requests (tokens, multipart bodies) or by the poller (NodeODM over HTTP).
-HEAVY = ("numpy", "rasterio", "rio_tiler", "rio_cogeo", "PIL", "pyproj",
+HEAVY = ("numpy", "rasterio", "rio_tiler", "rio_cogeo", "PIL", "pyproj", "morecantile", "numexpr",
+         "chalicelib.rasters",  # raster routes import it inside the function, on their first call
          "boto3", "botocore", "jwt", "requests", "urllib3", "python_multipart", "multipart",
          "requests_toolbelt", "chalicelib.poller", "chalicelib.nodeodm", "chalicelib.openapi")
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -64,6 +65,97 @@ def test_zip_holds_the_app_and_nothing_local(packaged):
     assert "app.py" in names and "chalicelib/store/dynamo.py" in names
     assert "pydantic/__init__.py" in names and "jwt/__init__.py" in names
     assert not any(n.startswith(("tests/", "aloft_local/", "benchmarks/", "infra/")) for n in names)
+
+
+# Lambda's quota on a function's code unzipped (layers included; Aloft has none): 250 MB.
+LAMBDA_MAX_UNZIPPED_BYTES = 262_144_000
+# Lambda's python3.11 runs on Amazon Linux 2: glibc 2.26.
+LAMBDA_GLIBC = (2, 26)
+
+
+def test_zip_unzips_under_lambdas_limit(packaged):
+    """All four functions share build/deployment.zip: with the raster stack it must still
+    unzip under Lambda's 250 MB (README, "Runtime and package size")."""
+    infos = zipfile.ZipFile(packaged / "deployment.zip").infolist()
+    unzipped = sum(info.file_size for info in infos)
+    print(f"deployment.zip: {(packaged / 'deployment.zip').stat().st_size:,} bytes, "
+          f"{unzipped:,} unzipped ({unzipped / LAMBDA_MAX_UNZIPPED_BYTES:.0%} of Lambda's limit)")
+    assert unzipped < LAMBDA_MAX_UNZIPPED_BYTES
+    names = {info.filename for info in infos}
+    for module in ("rasterio/__init__.py", "rio_tiler/__init__.py", "rio_cogeo/__init__.py",
+                   "PIL/__init__.py", "numpy/__init__.py", "morecantile/__init__.py",
+                   "rasterio/gdal_data/gdalvrt.xsd", "rasterio/proj_data/proj.db"):
+        assert module in names, module
+
+
+def test_binary_wheels_are_for_python311_on_amazon_linux_2(packaged):
+    """Every compiled dependency is a CPython 3.11 x86_64 wheel that needs no newer glibc
+    than Amazon Linux 2's (a manylinux_2_28 wheel would fail to load on Lambda)."""
+    archive = zipfile.ZipFile(packaged / "deployment.zip")
+    binary = {}
+    for name in archive.namelist():
+        if not name.endswith(".dist-info/WHEEL"):
+            continue
+        tags = [line.split(":", 1)[1].strip() for line in archive.read(name).decode().splitlines()
+                if line.startswith("Tag:")]
+        if all(tag.endswith("-none-any") for tag in tags):
+            continue
+        glibc = []
+        for tag in tags:
+            python, abi, platform = tag.split("-")
+            assert (python, abi) == ("cp311", "cp311") and platform.endswith("x86_64"), (name, tag)
+            legacy = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+            match = re.fullmatch(r"manylinux_(\d+)_(\d+)_x86_64", platform)
+            glibc.append((int(match[1]), int(match[2])) if match else legacy[platform.split("_x86")[0]])
+        binary[name.split("-")[0]] = min(glibc)
+    assert {"rasterio", "numpy", "pillow", "pyproj", "pydantic_core"} <= set(binary)
+    assert binary["rasterio"] == (2, 17) and binary["numpy"] == (2, 17)
+    assert all(needs <= LAMBDA_GLIBC for needs in binary.values()), binary
+
+
+def test_packaged_raster_stack_needs_no_gdal_settings(packaged, tmp_path):
+    """The zip's own rasterio, rio-tiler, rio-cogeo and Pillow, alone on sys.path in a fresh
+    interpreter with no GDAL_DATA/PROJ_DATA set (as deployed): GDAL and PROJ find the data
+    shipped in the wheels, reproject UTM, convert to a COG and render a PNG tile."""
+    root = tmp_path / "task"
+    zipfile.ZipFile(packaged / "deployment.zip").extractall(root)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GDAL_", "PROJ_", "PROJ", "CPL_", "PYTHON", "AWS_"))}
+    code = f"""
+import sys
+sys.path[:0] = [{str(root)!r}]
+import numpy, rasterio, PIL
+from rasterio.io import MemoryFile
+from rasterio.transform import from_origin
+from rasterio.warp import transform_bounds
+from rio_cogeo.cogeo import cog_translate, cog_validate
+from rio_cogeo.profiles import cog_profiles
+from rio_tiler.io import Reader
+
+for module in (numpy, rasterio, PIL):
+    assert module.__file__.startswith({str(root)!r}), module.__file__
+profile = dict(driver="GTiff", width=512, height=512, count=3, dtype="uint8", crs="EPSG:32615",
+               transform=from_origin(500000, 4650000, 0.1, 0.1))
+data = numpy.zeros((3, 512, 512), "uint8")
+data[0] = 200
+src, cog = {str(tmp_path / "src.tif")!r}, {str(tmp_path / "cog.tif")!r}
+with rasterio.open(src, "w", **profile) as dst:
+    dst.write(data)
+cog_translate(src, cog, cog_profiles.get("deflate"), quiet=True)
+assert cog_validate(cog)[0]
+west, south, east, north = transform_bounds("EPSG:32615", "EPSG:4326", 500000, 4649948.8, 500051.2, 4650000)
+assert abs(west + 93) < 1e-9 and 42.0 < north < 42.01, (west, north)  # 15N: central meridian 93°W
+with Reader(cog) as reader:
+    tile = reader.tile(*reader.tms.tile((west + east) / 2, (south + north) / 2, 20))
+png = tile.render(img_format="PNG")
+assert png[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+print(rasterio.__gdal_version__, rasterio.env.GDALDataFinder().search(), tile.data[0].max())
+"""
+    done = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    gdal_version, gdal_data, red = done.stdout.split()
+    assert gdal_data.startswith(str(root)) and red == "200"
 
 
 def test_cfn_lint_passes(packaged):
@@ -224,3 +316,16 @@ def test_work_queue_worker_and_dead_letter_queue(packaged):
     assert template["Globals"]["Function"]["Environment"]["Variables"]["ALOFT_WORK_QUEUE"] == {"Ref": "WorkQueue"}
     schedule = [e for e in resources["Poller"]["Properties"]["Events"].values() if e["Type"] == "Schedule"]
     assert [e["Properties"]["Schedule"] for e in schedule] == ["rate(1 minute)"]
+
+
+def test_worker_has_room_to_convert_large_orthophotos(packaged):
+    """The worker turns orthophotos and DEMs into COGs at completion: Lambda's largest /tmp
+    (10 GB: rio-cogeo's intermediate file plus the COG), GDAL's temporary files there (the code
+    folder is read-only), 3008 MB and the 15-minute timeout (README, "Runtime and package size")."""
+    resources = json.loads((packaged / "sam.json").read_text())["Resources"]
+    worker = resources["Worker"]["Properties"]
+    assert worker["EphemeralStorage"] == {"Size": 10240}
+    assert worker["MemorySize"] == 3008 and worker["Timeout"] == 900
+    assert worker["Environment"]["Variables"]["CPL_TMPDIR"] == "/tmp"
+    for name in ("APIHandler", "Poller", "UploadAuthorizer"):  # the others keep Lambda's 512 MB /tmp
+        assert "EphemeralStorage" not in resources[name]["Properties"]
