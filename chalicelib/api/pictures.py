@@ -131,7 +131,7 @@ def image_thumbnail(project_id, task_id):
 
 
 @bp.route(ONE + "/images/download/{file+}", methods=["GET"], content_types=BODY_CONTENT_TYPES)
-@doc("Download an input image", {302: REDIRECT}, auth="optional", tags=("pictures",),
+@doc("Download an input image", {302: REDIRECT, 400: "Detail"}, auth="optional", tags=("pictures",),
      description="302 to a short-lived presigned S3 URL answering the original bytes with "
                  "`Content-Disposition: attachment; filename=<name>`.")
 def image_download(project_id, task_id):
