@@ -203,6 +203,24 @@ def check_result(fmt: str, data: bytes, asset: str, body: dict) -> None:
         assert inside.size and rasters.DEM_MIN - 1 < inside.min() and inside.max() < rasters.DEM_MAX + 1
 
 
+def check_cropped(fmt: str, data: bytes, asset: str, body: dict) -> None:
+    """A crop inset by a fifth on every side: rasters in the source CRS are that box, point
+    clouds keep only the points inside it."""
+    if fmt in ("las", "laz") and "epsg" not in body and "proj" not in body:
+        from pyproj import Transformer
+
+        cloud = read_cloud(data)
+        lon, lat = Transformer.from_crs(f"EPSG:{rasters.EPSG}", "EPSG:4326", always_xy=True).transform(
+            list(cloud.x), list(cloud.y))
+        assert 0 < len(cloud.points) < POINTS * 0.6
+        west, east = min(lon), max(lon)
+        assert west > rasters.LON and east - west < rasters.SIZE[0] * rasters.PIXEL * 0.7 / 70000
+    elif fmt in ("gtiff", "gtiff-rgb") and "epsg" not in body and "proj" not in body:
+        with open_raster(data) as src:
+            # The lon/lat box is a little rotated in UTM: its pixel box a few pixels larger.
+            assert abs(src.width - rasters.SIZE[0] * 0.6) <= 5 and abs(src.height - rasters.SIZE[1] * 0.6) <= 5
+
+
 # ------------------------------------------------------------------ WebODM's tables
 
 SHORTCUT, JOB = "shortcut", "job"
@@ -264,10 +282,10 @@ def test_webodm_export_table(live, api, alice, done, cropped):
     """Every case of WebODM's `test_exports`, without and with a crop (no shortcut then)."""
     if cropped:
         west, south, east, north = done["extent"]
-        inset = (east - west) / 5
-        crop = {"type": "Polygon", "coordinates": [[[west + inset, south + inset], [east - inset, south + inset],
-                                                    [east - inset, north - inset], [west + inset, north - inset],
-                                                    [west + inset, south + inset]]]}
+        dx, dy = (east - west) / 5, (north - south) / 5
+        crop = {"type": "Polygon", "coordinates": [[[west + dx, south + dy], [east - dx, south + dy],
+                                                    [east - dx, north - dy], [west + dx, north - dy],
+                                                    [west + dx, south + dy]]]}
         assert api.patch(base(done), token=alice["token"], json={"crop": crop}).status == 200
     jobs = []
     for asset, body, extension, result in CASES:
@@ -294,6 +312,8 @@ def test_webodm_export_table(live, api, alice, done, cropped):
         data, query = fetch_result(api, alice, answer["celery_task_id"], answer["filename"])
         assert query["response-content-disposition"] == f"attachment; filename={answer['filename']}"
         check_result(fmt, data, asset, body)
+        if cropped:
+            check_cropped(fmt, data, asset, body)
 
 
 def test_export_validation_messages(api, alice, project, live):
