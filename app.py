@@ -12,12 +12,18 @@ import time
 from chalice import Chalice, Rate, Response
 
 from chalicelib.api import auth as auth_routes
+from chalicelib.api import exports as export_routes
+from chalicelib.api import groups as group_routes
 from chalicelib.api import nodes as node_routes
+from chalicelib.api import pictures as picture_routes
 from chalicelib.api import presets as preset_routes
 from chalicelib.api import projects as project_routes
+from chalicelib.api import sharing as sharing_routes
 from chalicelib.api import tasks as task_routes
 from chalicelib.api import uploads as upload_routes
 from chalicelib.api import users as user_routes
+from chalicelib.api import cors
+from chalicelib.api import maps as map_routes
 from chalicelib.api.common import BODY_CONTENT_TYPES, domain_error_body
 from chalicelib.apidoc import GATEWAY_ROUTES, doc
 from chalicelib import logs
@@ -32,13 +38,19 @@ app.log.setLevel(logging.INFO)
 if os.environ.get("ALOFT_STAGE", LOCAL_STAGE) != LOCAL_STAGE:
     logs.use_json(app.log)  # one JSON object per line for CloudWatch Logs Insights
 app.api.binary_types.append("multipart/form-data")
+# Images answer real bytes whatever the client's Accept (a browser's, QGIS's, `*/*`): API
+# Gateway decodes a base64 body only when the first Accept type is a binary media type,
+# so every type is one. Request bodies then all arrive base64-encoded, JSON answers
+# travel base64-encoded too and are decoded for the client (chalicelib/api/cors.py).
+app.api.binary_types.append("*/*")
 
 for blueprint in (auth_routes.bp, user_routes.bp, project_routes.bp, node_routes.bp,
-                  task_routes.bp, upload_routes.bp, preset_routes.bp):
+                  task_routes.bp, upload_routes.bp, preset_routes.bp, map_routes.bp, picture_routes.bp,
+                  export_routes.bp, sharing_routes.bp, group_routes.bp):
     app.register_blueprint(blueprint)
 
 _JSON = {"Content-Type": "application/json"}
-_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]  # OPTIONS: _options below
 
 
 def _drf_body(response: Response, method: str) -> Response:
@@ -62,6 +74,7 @@ def drf_errors(event, get_response):
     """ApiError and domain errors -> DRF bodies; anything unexpected -> a logged 500. Deployed,
     one access line per request (locally the gateway prints it, with what never reaches here)."""
     started = time.perf_counter()
+    cors.normalise_request(event)
     try:
         response = _drf_body(get_response(event), event.method)
     except ApiError as error:
@@ -72,6 +85,7 @@ def drf_errors(event, get_response):
     except Exception:  # noqa: BLE001 - the last line of defence
         app.log.exception("Unhandled error on %s %s", event.method, event.path)
         response = Response(body={"detail": "Internal server error"}, status_code=500, headers=_JSON)
+    response = cors.add_headers(event, cors.normalise_response(response))
     if settings().stage != LOCAL_STAGE:
         fact = logs.request_fact(event.method, event.path, response.status_code, started)
         app.log.info("%(method)s %(path)s %(status)s %(ms)s ms", fact, extra={"fact": fact})
@@ -152,3 +166,24 @@ for _path, _methods in _served.items():
     if _missing:
         app.route(_path, methods=_missing, content_types=BODY_CONTENT_TYPES)(
             _method_not_allowed_view(sorted(_methods)))
+
+
+def _options_view(allowed: list[str] | None):
+    def options(**_path_params):
+        """CORS preflight (WebODM's django-cors-headers: any origin, with credentials); a plain
+        OPTIONS names the methods (an unknown path: 404). The middleware adds the origin's headers."""
+        if cors.is_preflight(app.current_request):
+            return Response(body="", status_code=200, headers=cors.preflight_headers())
+        if allowed is None:
+            return not_found_fallback()
+        return Response(body="", status_code=200, headers={"Allow": ", ".join([*allowed, "OPTIONS"])})
+
+    options.is_method_not_allowed = True  # not an operation of the OpenAPI document
+    return options
+
+
+# Every resource answers OPTIONS through the API function (API Gateway would answer a
+# resource without it with 403), unknown paths included, as django-cors-headers does.
+for _path, _methods in _served.items():
+    app.route(_path, methods=["OPTIONS"], content_types=BODY_CONTENT_TYPES)(_options_view(sorted(_methods)))
+app.route("/{proxy+}", methods=["OPTIONS"], content_types=BODY_CONTENT_TYPES)(_options_view(None))

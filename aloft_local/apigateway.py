@@ -45,10 +45,11 @@ _CONTEXT_VARIABLE = re.compile(r"\$context\.([A-Za-z0-9_.]+)|\$\{context\.([A-Za
 
 
 def content_type_matches(media_type: str, patterns: list[str]) -> bool:
-    """API Gateway's binary media type match: exact, or a `type/*` wildcard."""
+    """API Gateway's binary media type match: exact, or a `type/*` wildcard; `*/*` matches
+    every type, a missing one too (API Gateway then takes the payload as binary)."""
     media_type = media_type.split(";")[0].strip().lower()
     if not media_type:
-        return False
+        return any(p.strip() == "*/*" for p in patterns)
     for pattern in patterns:
         pattern = pattern.lower()
         if pattern == "*/*" or pattern == media_type:

@@ -415,6 +415,9 @@ class LocalGateway(ThreadingHTTPServer):
             chosen = integration.responses.get("default") or {"statusCode": "200"}
         template = (chosen.get("responseTemplates") or {}).get("application/json", "")
         headers = [("Content-Type", "application/json")]
+        for target, source in (chosen.get("responseParameters") or {}).items():  # static values only
+            if target.startswith("method.response.header.") and source.startswith("'") and source.endswith("'"):
+                headers.append((target[len("method.response.header."):], source[1:-1]))
         return GatewayResponse(int(chosen.get("statusCode", 200)),
                                apigateway.render(template, context).encode(), headers)
 

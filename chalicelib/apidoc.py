@@ -16,6 +16,8 @@ TEXT = "text"
 JSON_STRING = "json-string"
 CONSOLE = "console"
 INVALID = "invalid"  # a DRF 400: field errors, a message list or a detail
+TILE = "tile"  # a map tile: PNG, JPEG or WEBP bytes
+PICTURE = "picture"  # a thumbnail: PNG or WEBP (the task's), JPEG (an input image's)
 
 
 @dataclass(frozen=True)

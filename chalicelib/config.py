@@ -31,6 +31,8 @@ class Settings:
     counters_table: str
     work_table: str
     presets_table: str
+    shares_table: str
+    groups_table: str
     bucket: str
     jwt_secret: str | None
     jwt_secret_arn: str | None
@@ -86,6 +88,8 @@ def settings() -> Settings:
         counters_table=env("ALOFT_COUNTERS_TABLE", "aloft-counters"),
         work_table=env("ALOFT_WORK_TABLE", "aloft-work"),
         presets_table=env("ALOFT_PRESETS_TABLE", "aloft-presets"),
+        shares_table=env("ALOFT_SHARES_TABLE", "aloft-shares"),
+        groups_table=env("ALOFT_GROUPS_TABLE", "aloft-groups"),
         bucket=env("ALOFT_BUCKET", "aloft-data"),
         jwt_secret=secret,
         jwt_secret_arn=secret_arn,

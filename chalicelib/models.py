@@ -108,6 +108,11 @@ class Request(BaseModel):
 Username = Annotated[str, StringConstraints(min_length=1, max_length=150, pattern=r"^[\w.@+-]+$")]
 
 
+# A group or user id in a request (ids are counters; past 2**53 is no id, nor a DynamoDB key).
+RowId = Annotated[int, Field(ge=1, le=2**53)]
+GroupIds = Annotated[list[RowId], Field(max_length=1000)]
+
+
 class UserWrite(Request):
     username: Username
     email: Annotated[str, StringConstraints(max_length=254, pattern=r"^$|^[^@\s]+@[^@\s]+$")] = ""
@@ -116,6 +121,7 @@ class UserWrite(Request):
     is_superuser: bool = False
     is_active: bool = True
     password: Optional[Annotated[str, StringConstraints(min_length=1, max_length=4096)]] = None
+    groups: Optional[GroupIds] = None
 
 
 class UserOut(BaseModel):
@@ -127,6 +133,75 @@ class UserOut(BaseModel):
     is_superuser: bool
     is_active: bool
     date_joined: str
+    groups: list[int] = []
+
+
+class UserName(BaseModel):
+    """GET /api/users/: whom to share with; never anyone's e-mail."""
+    username: str
+
+
+# ---------------------------------------------------------------- groups and sharing
+
+class GroupWrite(Request):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=150, strip_whitespace=True)]  # DRF trims
+    permissions: Annotated[list[RowId], Field(max_length=1000)] = []
+    members: Annotated[list[RowId], Field(max_length=10_000)] = []
+
+
+class GroupOut(BaseModel):
+    """Django's Group (`id`, `name`, model `permissions`, always [] here) and its members' user ids."""
+    id: int
+    name: str
+    permissions: list[int]
+    members: list[int]
+
+
+class GroupPage(BaseModel):
+    count: int
+    next: Optional[str]
+    previous: Optional[str]
+    results: list[GroupOut]
+
+
+class GroupName(BaseModel):
+    """GET /api/groups/: a group to share with."""
+    name: str
+    id: int
+
+
+class UserShare(BaseModel):
+    username: str
+    owner: bool
+    permissions: list[str]
+
+
+class GroupShare(BaseModel):
+    groupname: str
+    permissions: list[str]
+
+
+class ShareRow(BaseModel):
+    """One row of an `edit/` `permissions` list: `username` or `groupname`; rows flagged
+    `owner` are skipped."""
+    model_config = ConfigDict(extra="allow")
+    username: Optional[str] = None
+    groupname: Optional[str] = None
+    owner: Optional[bool] = None
+    permissions: list[str] = []
+
+
+class ProjectEdit(BaseModel):
+    """`edit/`: fields left out keep their value; `permissions`, when given, is the whole
+    sharing state."""
+    name: Optional[str] = None
+    description: Optional[str] = None
+    tags: Optional[list[str]] = None
+    permissions: Optional[list[ShareRow]] = None
+
+
+class ErrorMessage(BaseModel):
+    error: str
 
 
 class TokenRequest(Request):

@@ -20,7 +20,8 @@ TITLE = "Aloft: WebODM's REST API on AWS Lambda"
 VERSION = "1.0.0"
 _REF = "#/components/schemas/{model}"
 # Routes WebODM serves with a trailing slash (router routes) keep it in the document.
-_NO_TRAILING_SLASH = re.compile(r"/(download/\{[^}]+\}|assets/\{[^}]+\}|openapi\.json)$")
+_NO_TRAILING_SLASH = re.compile(r"/(download/\{[^}]+\}|assets/\{[^}]+\}|openapi\.json|thumbnail|"
+                                r"images/(thumbnail|download)/\{[^}]+\}|\w+/export|workers/(check|get)/\{[^}]+\})$")
 
 
 class MissingDoc(Exception):
@@ -93,6 +94,15 @@ def _response(status: int, kind: Any) -> dict:
                 "content": {"application/json": {"schema": {"anyOf": [
                     {"type": "string"}, {"$ref": _REF.format(model="OutputJson")}]}},
                     "text/plain": {"schema": {"type": "string"}}}}
+    if kind == apidoc.TILE:
+        image = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+        return {"description": "A map tile (an explicit extension, else JPEG when every pixel has data, "
+                               "WEBP when Accept names image/webp, PNG otherwise)",
+                "content": {"image/png": image, "image/jpg": image, "image/webp": image}}
+    if kind == apidoc.PICTURE:
+        image = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+        return {"description": "A picture (bytes)",
+                "content": {"image/png": image, "image/webp": image, "image/jpeg": image}}
     if kind == apidoc.INVALID:
         return {"description": "Invalid input", "content": {"application/json": {"schema": _ERROR_400}}}
     descriptions = {200: "OK", 201: "Created", 400: "Invalid input", 403: "Not allowed",

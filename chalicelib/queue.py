@@ -75,11 +75,36 @@ def send(task: dict, delay: float = 0.0) -> bool:
     return True
 
 
-def parse(body: str) -> WorkMessage:
+@dataclass(frozen=True)
+class JobMessage:
+    """A message for one job that is not a task step (`kind`: "export", chalicelib/exports.py)."""
+    kind: str
+    job: str
+
+
+JOB_KINDS = ("export",)
+
+
+def send_job(kind: str, job_id: str) -> bool:
+    """Send a job's message; False if SQS refused (the job's owner sends it again later)."""
+    try:
+        aws.client("sqs").send_message(QueueUrl=queue_url(), MessageBody=json.dumps({"kind": kind, "job": job_id}))
+    except Exception:  # noqa: BLE001
+        log.exception("Could not send the message of %s job %s", kind, job_id)
+        return False
+    return True
+
+
+def parse(body: str) -> WorkMessage | JobMessage:
     """A work message; ValueError for anything else (a poisoned message)."""
     data = json.loads(body)
     if not isinstance(data, dict):
         raise ValueError("a work message is a JSON object")
+    if "kind" in data:
+        kind, job = data.get("kind"), data.get("job")
+        if kind not in JOB_KINDS or not isinstance(job, str) or not job:
+            raise ValueError("a job message names a known kind and its job")
+        return JobMessage(kind, job)
     project_id, task_id, token = data.get("project_id"), data.get("task_id"), data.get("token")
     if not isinstance(project_id, int) or isinstance(project_id, bool) or not isinstance(task_id, str) \
             or not isinstance(token, str) or not token:

@@ -10,7 +10,8 @@ Work that grows with user data never runs to its end inside an API route (29 s o
 AWS): a project delete hides the project and records a job (store/work.py) in one
 transaction, removes what it can within ROUTE_WORK_SECONDS, and the poller carries
 the job on; the row and the job go together once the last task has gone. Deleting a
-user works the same way for the handover of their projects.
+user works the same way for the handover of their projects, deleting a group for its
+memberships. The shares of a deleted project, user or group go with it (store/shares.py).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Callable
 
 from . import queue, storage
 from .models import PendingAction
-from .store import output, projects, tasks, users, work
+from .store import groups, output, projects, shares, tasks, users, work
 from .store.dynamo import ConditionFailed, transact
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def finish_removal(task: dict, check_project: bool = True) -> bool:
     if check_project:
         project = projects.get(task["project_id"], include_deleting=True)
         if project is not None and project.get("deleting") and not project.get("tasks"):
+            shares.remove_project(project["id"])
             projects.delete_if_empty(project["id"])
     return True
 
@@ -117,6 +119,8 @@ def remove_project(project_id: int, has_time: HasTime) -> bool:
             finish_removal(marked, check_project=False)
         else:
             queue.send(marked)  # on a node: its worker removes it there (a repeat is harmless)
+    if not shares.remove_project(project_id, has_time):
+        return False
     return projects.delete_if_empty(project_id)
 
 
@@ -132,11 +136,34 @@ def delete_user(user: dict, successor: dict, context) -> None:
 
 
 def hand_over(from_user: int, to_user: int, has_time: HasTime) -> bool:
-    """Give every visible project of `from_user` to `to_user`; True when none was left."""
+    """Give every visible project of `from_user` to `to_user`, and forget what was shared
+    with `from_user`; True when nothing was left."""
     for project_id in projects.ids_for_owner(from_user):
         if not has_time():
             return False
         projects.set_owner(project_id, to_user)  # False: being deleted, nothing to hand over
+    return shares.remove_grantee(shares.user_grantee(from_user), has_time)
+
+
+# ---------------------------------------------------------------------------- groups
+
+def delete_group(group: dict, context) -> None:
+    """The DELETE route's part: the group row goes and a remove-group job is recorded in one
+    transaction, then its shares (what grants anything) and its memberships are removed
+    within the route's budget; the poller finishes what is left within a minute."""
+    transact(groups.delete_request(group), work.remove_group_request(group["id"]))
+    remove_group(group["id"], route_budget(context))
+
+
+def remove_group(group_id: int, has_time: HasTime) -> bool:
+    """Forget the group's shares, then take it out of every member's `groups`; True when done."""
+    if not shares.remove_grantee(shares.group_grantee(group_id), has_time):
+        return False
+    for user in users.list_all():
+        if group_id in (user.get("groups") or ()):
+            if not has_time():
+                return False
+            users.leave_group(user, group_id)
     return True
 
 
@@ -149,6 +176,11 @@ def run_job(job: dict, has_time: HasTime) -> bool:
         return remove_project(int(job["project_id"]), has_time)
     if kind == work.HAND_OVER:
         if not hand_over(int(job["from_user"]), int(job["to_user"]), has_time):
+            return False
+        work.delete(job["job"])
+        return True
+    if kind == work.REMOVE_GROUP:
+        if not remove_group(int(job["group_id"]), has_time):
             return False
         work.delete(job["job"])
         return True

@@ -4,7 +4,8 @@ That route is an S3 integration (infra/resources.json): the request body goes
 straight to S3, so the checks a Lambda route would make happen here, on the
 request's headers, query and path, before API Gateway stores anything:
 - the caller, as every route finds it (`Authorization: JWT ...`, `?jwt=`, Basic);
-- change rights on the task's project (access.task_for, shared with the routes);
+- change rights on the task's project: the owner's, a superuser's, or a share's to the caller
+  or one of their groups (access.task_for and permissions.py, shared with the routes);
 - a multipart body (WebODM's upload view takes nothing else).
 
 The verdict is API Gateway's: Allow with the task id in the context (the

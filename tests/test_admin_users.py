@@ -5,7 +5,7 @@ from chalicelib.store import projects as project_store
 from chalicelib.store import users as user_store
 
 FIELDS = {"id", "username", "email", "first_name", "last_name", "is_superuser", "is_active",
-          "date_joined"}
+          "date_joined", "groups"}
 
 
 def test_superuser_crud(api, admin):

@@ -59,7 +59,7 @@ def test_a_kept_table_gains_the_indexes_the_template_added():
             "project_id": {"N": "1"}, "id": {"S": "t1"}, "active": {"S": "1"}, "created_at": {"S": "2026"}})
         create_resources("old", dynamodb, s3, template)
         indexes = dynamodb.describe_table(TableName="old-TasksTable")["Table"]["GlobalSecondaryIndexes"]
-        assert [i["IndexName"] for i in indexes] == ["active-tasks"]
+        assert [i["IndexName"] for i in indexes] == ["active-tasks", "partial-tasks"]
         found = dynamodb.query(TableName="old-TasksTable", IndexName="active-tasks",
                                KeyConditionExpression="active = :a", ExpressionAttributeValues={":a": {"S": "1"}})
         assert [item["id"]["S"] for item in found["Items"]] == ["t1"]

@@ -30,7 +30,8 @@ def test_template_has_api_tables_bucket(packaged):
     resources = template["Resources"]
     types = {name: r["Type"] for name, r in resources.items()}
     for table in ("UsersTable", "ProjectsTable", "TasksTable", "TaskOutputTable",
-                  "ProcessingNodesTable", "CountersTable", "WorkTable", "PresetsTable"):
+                  "ProcessingNodesTable", "CountersTable", "WorkTable", "PresetsTable", "SharesTable",
+                  "GroupsTable"):
         assert types[table] == "AWS::DynamoDB::Table"
         assert resources[table]["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
     assert types["DataBucket"] == "AWS::S3::Bucket"
@@ -209,7 +210,7 @@ def test_data_outlives_the_stack_and_names_are_outputs(packaged):
     resources = template["Resources"]
     stateful = [name for name, r in resources.items()
                 if r["Type"] in ("AWS::DynamoDB::Table", "AWS::S3::Bucket")]
-    assert len(stateful) == 9
+    assert len(stateful) == 11 and {"PresetsTable", "SharesTable", "GroupsTable"} <= set(stateful)
     for name in stateful:
         assert resources[name]["DeletionPolicy"] == resources[name]["UpdateReplacePolicy"] == "Retain"
     outputs = template["Outputs"]
@@ -217,6 +218,7 @@ def test_data_outlives_the_stack_and_names_are_outputs(packaged):
     assert outputs["CountersTableName"]["Value"] == {"Ref": "CountersTable"}
     assert outputs["WorkTableName"]["Value"] == {"Ref": "WorkTable"}
     assert outputs["PresetsTableName"]["Value"] == {"Ref": "PresetsTable"}
+    assert outputs["SharesTableName"]["Value"] == {"Ref": "SharesTable"}
     assert outputs["JwtSecretArn"]["Value"] == {"Ref": "JwtSecret"}
     variables = template["Globals"]["Function"]["Environment"]["Variables"]  # both functions
     assert variables["ALOFT_JWT_SECRET_ARN"] == {"Ref": "JwtSecret"}
@@ -248,7 +250,7 @@ def test_upload_route_is_an_s3_integration_behind_a_request_authorizer(packaged)
     permission = resources["UploadAuthorizerInvokePermission"]["Properties"]
     assert permission["Principal"] == "apigateway.amazonaws.com"
     # Least privilege: the integration may only add objects under incoming/, the
-    # authorizer only read the caller, the project, the task and the JWT secret.
+    # authorizer only read the caller, the project, the caller's shares, the task and the JWT secret.
     role = resources["UploadIntegrationRole"]["Properties"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "apigateway.amazonaws.com"}
     (statement,) = role["Policies"][0]["PolicyDocument"]["Statement"]
@@ -257,7 +259,10 @@ def test_upload_route_is_an_s3_integration_behind_a_request_authorizer(packaged)
     assert resources["UploadAuthorizerRole"]["Properties"]["ManagedPolicyArns"] == [
         {"Ref": "UploadAuthorizerAccessPolicy"}]
     reads = resources["UploadAuthorizerAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    assert sorted(a for s in reads for a in s["Action"]) == ["dynamodb:GetItem", "secretsmanager:GetSecretValue"]
+    assert sorted(a for s in reads for a in s["Action"]) == [
+        "dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:GetItem", "secretsmanager:GetSecretValue"]
+    shares = next(s for s in reads if s["Sid"] == "ReadShares")
+    assert shares["Resource"] == [{"Fn::GetAtt": ["SharesTable", "Arn"]}]
 
 
 def test_gateway_responses_keep_aws_bodies_for_the_limits(packaged):

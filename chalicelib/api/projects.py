@@ -56,11 +56,12 @@ def _search(items: list[dict], search: str) -> list[dict]:
             ORDERING, PAGE),
      listed=True, description=LIST_RULE)
 def list_projects():
-    """The caller's projects, newest first; an envelope when `page` is given."""
+    """The projects the caller may view (own and shared), newest first; an envelope when
+    `page` is given."""
     request = bp.current_request
     user = current_user(request)
     query = query_params(request)
-    stored = projects.list_all() if user.get("is_superuser") else projects.list_for_owner(user["id"])
+    stored = permissions.visible_projects(user)  # own and shared (a superuser: all)
     items = [project_out(user, p) for p in stored]
     items = exact_filter(items, query, _FILTERS)
     if query.get("search"):
@@ -90,10 +91,11 @@ def get_project(project_id):
 @doc("Update a project (PATCH: given fields; PUT: `name` required)", {200: ProjectOut},
      body=ProjectWrite, tags=("projects",))
 def update_project(project_id):
-    """PATCH changes the given fields; PUT requires `name`. The owner never changes."""
+    """PATCH changes the given fields; PUT requires `name`. The owner never changes. A caller
+    who can view the project but not change it gets 403 (DRF's object permissions)."""
     request = bp.current_request
     user = current_user(request)
-    project = permissions.project_for(user, int_id(project_id), need="change")
+    project = permissions.project_to_write(user, int_id(project_id), need="change")
     body = parse_body(request).fields
     if request.method == "PUT" and "name" not in body:
         raise bad_request({"name": ["This field is required."]})
@@ -106,15 +108,21 @@ def update_project(project_id):
 
 
 @bp.route("/api/projects/{project_id}", methods=["DELETE"], content_types=BODY_CONTENT_TYPES)
-@doc("Delete a project and its tasks", {204: NO_CONTENT}, tags=("projects",),
-     description="The project disappears at once. Its tasks are removed within a short budget, and "
-                 "the scheduled poller removes the rest (and the project row) in the background.")
+@doc("Delete a project and its tasks (its owner or a superuser); anyone else leaves it", {204: NO_CONTENT},
+     tags=("projects",),
+     description="By the owner or a superuser: the project disappears at once. Its tasks are removed within a "
+                 "short budget, and the scheduled poller removes the rest (and the project row) in the "
+                 "background. By anyone else it is shared with (as WebODM): the project stays, the caller's "
+                 "own permissions on it go.")
 def delete_project(project_id):
     """Hide the project at once; its tasks are removed (what takes longer by the poller),
-    then the row goes."""
-    from .. import removal
+    then the row goes. A sharee only unshares it from themselves."""
+    from .. import removal, sharing
 
     user = current_user(bp.current_request)
-    project = permissions.project_for(user, int_id(project_id), need="delete")
-    removal.delete_project(project, bp.lambda_context)
+    project = permissions.project_for(user, int_id(project_id))
+    if permissions.deletes_project(user, project):
+        removal.delete_project(project, bp.lambda_context)
+    else:
+        sharing.leave(user, project)
     return no_content()

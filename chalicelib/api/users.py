@@ -2,7 +2,8 @@
 
 Deleting a user hands their projects to the superuser who deleted them, so no
 project is ever left without an owner who can reach it (chalicelib/removal.py: what
-does not fit the route's budget, the poller finishes).
+does not fit the route's budget, the poller finishes). `groups` (group ids, as Django's
+user serializer shows them) is where memberships live (chalicelib/api/groups.py).
 """
 from __future__ import annotations
 
@@ -31,7 +32,20 @@ def _superuser():
 
 
 def user_out(record: dict) -> dict:
-    return UserOut.model_validate(record).model_dump(mode="json")
+    return UserOut.model_validate({**record, "groups": sorted(record.get("groups") or ())}).model_dump(mode="json")
+
+
+def _group_ids(data: UserWrite) -> set[int]:
+    """The groups named by `groups`, every one existing (else DRF's 400 on `groups`)."""
+    from ..store import groups
+
+    wanted = set(data.groups or ())
+    if wanted:
+        known = {g["id"] for g in groups.list_all()}
+        missing = sorted(wanted - known)
+        if missing:
+            raise bad_request({"groups": [f'Invalid pk "{missing[0]}" - object does not exist.']})
+    return wanted
 
 
 def _target(user_id: str) -> dict:
@@ -59,8 +73,11 @@ def create_user():
     """Create a user; `password` is write-only and stored only as a salted slow hash."""
     _superuser()
     data = validate(UserWrite, parse_body(bp.current_request).fields)
-    record = data.model_dump(exclude={"password"})
+    record = data.model_dump(exclude={"password", "groups"})
     record["password"] = hash_password(data.password) if data.password else "!"
+    group_ids = _group_ids(data)
+    if group_ids:
+        record["groups"] = group_ids
     record["date_joined"] = utcnow()
     try:
         created = users.create(record)
@@ -87,11 +104,16 @@ def update_user(user_id):
     if request.method == "PUT" and "username" not in body:
         raise bad_request({"username": ["This field is required."]})
     changes = {k: v for k, v in body.items() if k in _WRITABLE}
-    current = {k: record.get(k) for k in _WRITABLE if k != "password"}
+    current = {k: record.get(k) for k in _WRITABLE if k not in ("password", "groups")}
     data = validate(UserWrite, {**current, **changes})
-    updated = data.model_dump(exclude={"password"})
+    updated = data.model_dump(exclude={"password", "groups"})
     if data.password and "password" in changes:
         updated["password"] = hash_password(data.password)
+    if "groups" in changes:  # a number set, absent when empty (DynamoDB holds no empty set)
+        record = {k: v for k, v in record.items() if k != "groups"}
+        group_ids = _group_ids(data)
+        if group_ids:
+            updated["groups"] = group_ids
     try:
         saved = users.update(record, updated)
     except users.DuplicateUsername:

@@ -40,13 +40,36 @@ def ensure_cog(path: str) -> bool:
                    "compress": (src.compression.value if src.compression else "DEFLATE"), "BIGTIFF": "IF_SAFER"}
         has_alpha = ColorInterp.alpha in src.colorinterp
         nodata = 0 if has_alpha and src.dtypes[0] == "uint16" else None
+        units = tuple(src.units or ())
     fd, tmp = tempfile.mkstemp(suffix="_cogeo.tif", dir=os.path.dirname(path) or None)
     os.close(fd)
     try:
         cog_translate(path, tmp, profile, nodata=nodata, web_optimized=False, config=_CONFIG, quiet=True,
                       in_memory=False)
+        if any(units):
+            _keep_units(tmp, units, profile["compress"])
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return True
+
+
+def _keep_units(path: str, units: tuple, compress: str) -> None:
+    """rio-cogeo leaves out the bands' unit types (a DEM in feet: its metadata would be read
+    as metres). Set them, then lay the file out as a COG again with GDAL's COG driver, as
+    WebODM's `gdal_translate -of COG` would have kept them, reusing the overviews."""
+    import rasterio
+    import rasterio.shutil
+
+    with rasterio.open(path, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as dst:
+        dst.units = units
+    fd, laid_out = tempfile.mkstemp(suffix="_units.tif", dir=os.path.dirname(path) or None)
+    os.close(fd)
+    try:
+        rasterio.shutil.copy(path, laid_out, driver="COG", blocksize=256, compress=compress,
+                             overviews="FORCE_USE_EXISTING", bigtiff="IF_SAFER")
+        os.replace(laid_out, path)
+    finally:
+        if os.path.exists(laid_out):
+            os.unlink(laid_out)

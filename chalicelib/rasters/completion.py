@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import uuid
 
 from .. import assets, aws, storage
 from ..config import settings
@@ -33,6 +34,7 @@ def finish_rasters(task_id: str, available_assets: list[str]) -> dict:
     fields = empty_fields()
     codes: list[tuple[int | None, str | None]] = []
     size_delta = 0
+    version = uuid.uuid4().hex  # this processing's rasters (readers drop what they cached of older ones)
     prefix = storage.task_prefix(task_id)
     with tempfile.TemporaryDirectory(prefix="aloft-rasters-") as scratch:
         for kind in describing.RASTER_TYPES:
@@ -44,6 +46,9 @@ def finish_rasters(task_id: str, available_assets: list[str]) -> dict:
             try:
                 size_delta += _make_cog(key, path)
                 summary = describing.describe(path)
+                if summary is not None:
+                    summary["version"] = version
+                    _keep_metadata(task_id, kind, {"key": key, **summary}, path)
                 codes.append(describing.crs_codes(path))
                 if kind == "orthophoto":
                     fields["orthophoto_bands"] = describing.orthophoto_bands(path)
@@ -62,6 +67,17 @@ def finish_rasters(task_id: str, available_assets: list[str]) -> dict:
     fields["srs"] = describing.srs_of(fields["epsg"], fields["wkt"])
     fields["size_delta"] = size_delta
     return fields
+
+
+def _keep_metadata(task_id: str, kind: str, raster: dict, path: str) -> None:
+    """The metadata route's parameterless answer, computed from the local copy while it is
+    here (the route computes it itself, once, if this fails)."""
+    from . import metadata
+
+    try:
+        metadata.store(task_id, kind, metadata.compute(raster, kind, path=path), raster.get("version"))
+    except Exception as exc:  # noqa: BLE001 - never fails the task
+        log.warning("Task %s: metadata of %s not kept (%s)", task_id, kind, exc)
 
 
 def _make_cog(key: str, path: str) -> int:

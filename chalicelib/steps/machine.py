@@ -138,6 +138,13 @@ def handle_message(body: str, context=None) -> str:
     """One SQS message: parse it, advance its task. A task another worker holds gets the same
     message again in a moment (the holder may be a killed Lambda whose lease runs out)."""
     message = queue.parse(body)  # a poisoned message raises: SQS retries it, then the DLQ
+    if isinstance(message, queue.JobMessage):
+        from ..exports import run_job  # the only job kind: an export (WebODM's Celery task)
+
+        result = run_job(message.job, context)
+        log.info("%s job %s: %s", message.kind, message.job, result,
+                 extra={"fact": {"job": message.job, "kind": message.kind, "outcome": result}})
+        return result
     result = advance_task(message.task_key, message.token, context)
     if result == "busy":
         queue.send({"project_id": message.project_id, "id": message.task_id, "step_token": message.token},

@@ -203,6 +203,21 @@ class Table:
                 return
             request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
+    def count(self, key_condition: str, *, names: dict | None = None, values: dict | None = None,
+              index: str | None = None) -> int:
+        """How many items match (Select COUNT: one call per 1 MB of matching items read)."""
+        request = Expr(names, values).apply({"TableName": self.name, "KeyConditionExpression": key_condition,
+                                             "Select": "COUNT"})
+        if index:
+            request["IndexName"] = index
+        total = 0
+        while True:
+            reply = self._client().query(**request)
+            total += reply.get("Count", 0)
+            if "LastEvaluatedKey" not in reply:
+                return total
+            request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+
     def scan(self) -> Iterator[dict]:
         """Whole-table read: only for small tables (nodes) and admin pages."""
         request: dict = {"TableName": self.name}
@@ -213,6 +228,26 @@ class Table:
             if "LastEvaluatedKey" not in reply:
                 return
             request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+
+    def batch_get(self, keys: list[dict], consistent: bool = False,
+                  projection: str | None = None, names: dict | None = None) -> list[dict]:
+        """The items of these keys that exist, in no particular order: one BatchGetItem per
+        100 keys (DynamoDB's limit), plus one per round of keys it left unprocessed."""
+        found: list[dict] = []
+        unique = list({json_key(k): k for k in keys}.values())  # a batch refuses duplicate keys
+        for start in range(0, len(unique), 100):
+            request: dict = {"Keys": [serialize(k) for k in unique[start:start + 100]],
+                             "ConsistentRead": consistent}
+            if projection:
+                request["ProjectionExpression"] = projection
+                if names:
+                    request["ExpressionAttributeNames"] = names
+            pending = {self.name: request}
+            while pending:
+                reply = self._client().batch_get_item(RequestItems=pending)
+                found.extend(deserialize(raw) for raw in reply.get("Responses", {}).get(self.name, []))
+                pending = reply.get("UnprocessedKeys") or {}
+        return found
 
     def batch_delete(self, keys: list[dict]) -> None:
         for start in range(0, len(keys), 25):
@@ -230,6 +265,13 @@ class Table:
             if _is_condition_failure(exc):
                 raise ConditionFailed(str(exc)) from exc
             raise
+
+
+def json_key(key: dict) -> str:
+    """A key as hashable text (to drop duplicates before a batch)."""
+    import json
+
+    return json.dumps(key, sort_keys=True, default=str)
 
 
 def transact(*operations: tuple[str, dict]) -> None:

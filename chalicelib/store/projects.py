@@ -115,3 +115,18 @@ def remove_task_request(project_id: int, task_id: str) -> dict:
     """Transaction part: forget a task id (the project may be in the middle of deletion)."""
     return _table.update_request({"id": project_id}, delete={"tasks": {task_id}},
                                  condition="attribute_exists(id)")
+
+
+def get_many(project_ids: list[int]) -> list[dict]:
+    """The visible projects among these ids, in no particular order (one BatchGetItem per 100)."""
+    return [p for p in _table.batch_get([{"id": i} for i in project_ids]) if not p.get("deleting")]
+
+
+def update_request(project_id: int, changes: dict) -> dict:
+    """Transaction part: change fields of a visible project."""
+    return _table.update_request({"id": project_id}, set=changes, condition=_VISIBLE)
+
+
+def visible_check_request(project_id: int) -> dict:
+    """Transaction part: the project is (still) visible."""
+    return {"TableName": _table.name, "Key": {"id": {"N": str(project_id)}}, "ConditionExpression": _VISIBLE}

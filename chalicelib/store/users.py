@@ -71,3 +71,26 @@ def ensure(record: dict) -> bool:
     except DuplicateUsername:
         return False
     return True
+
+
+def get_many(usernames: list[str]) -> list[dict]:
+    """The users of these usernames that exist (one BatchGetItem per 100)."""
+    return _table.batch_get([{"username": u} for u in usernames], consistent=True)
+
+
+def join_group(user: dict, group_id: int) -> None:
+    """Add a group id to the user's `groups` (a number set); nothing if the user is gone."""
+    try:
+        _table.update({"username": user["username"]}, add={"groups": {group_id}}, condition="#id = :id",
+                      names={"#id": "id"}, values={":id": user["id"]})
+    except ConditionFailed:
+        pass
+
+
+def leave_group(user: dict, group_id: int) -> None:
+    """Take a group id out of the user's `groups`; nothing if the user is gone."""
+    try:
+        _table.update({"username": user["username"]}, delete={"groups": {group_id}}, condition="#id = :id",
+                      names={"#id": "id"}, values={":id": user["id"]})
+    except ConditionFailed:
+        pass

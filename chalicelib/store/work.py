@@ -18,6 +18,7 @@ _table = Table("work_table")
 QUEUE = "poller"
 REMOVE_PROJECT = "remove-project"
 HAND_OVER = "hand-over"
+REMOVE_GROUP = "remove-group"
 
 
 def _key(job_id: str) -> dict:
@@ -36,6 +37,10 @@ def hand_over_id(from_user: int) -> str:
     return f"{HAND_OVER}#{from_user}"
 
 
+def remove_group_id(group_id: int) -> str:
+    return f"{REMOVE_GROUP}#{group_id}"
+
+
 def put_request(job: dict) -> tuple[str, dict]:
     """Transaction part: record a job (a repeat overwrites it: jobs are idempotent)."""
     return ("Put", _table.put_request({"queue": QUEUE, "created_at": utcnow(), **job}))
@@ -49,6 +54,10 @@ def remove_project_request(project_id: int) -> tuple[str, dict]:
 def hand_over_request(from_user: int, to_user: int) -> tuple[str, dict]:
     return put_request({"job": hand_over_id(from_user), "kind": HAND_OVER,
                         "from_user": from_user, "to_user": to_user})
+
+
+def remove_group_request(group_id: int) -> tuple[str, dict]:
+    return put_request({"job": remove_group_id(group_id), "kind": REMOVE_GROUP, "group_id": group_id})
 
 
 def delete_request(job_id: str) -> tuple[str, dict]:
