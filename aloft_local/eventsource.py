@@ -13,7 +13,7 @@ import threading
 from typing import Callable
 
 log = logging.getLogger("aloft.sqs")
-WAIT_SECONDS = 5  # long polling (Lambda's pollers wait 20 s; shorter here so Ctrl-C is quick)
+WAIT_SECONDS = 5  # long polling (Lambda's pollers wait 20 s; a shorter wait keeps the local endpoint's threads free)
 
 
 def sqs_event(messages: list[dict], queue_arn: str, region: str = "us-east-1") -> dict:
@@ -69,6 +69,8 @@ class EventSourceMapping:
         self.threads = max(1, threads)
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
+        self._delivering = 0
+        self._idle = threading.Condition()
 
     def start(self) -> None:
         for n in range(self.threads):
@@ -81,12 +83,23 @@ class EventSourceMapping:
             try:
                 messages = self.source.receive(WAIT_SECONDS)
                 if messages and not self._stop.is_set():
-                    self.source.deliver(messages)
+                    with self._idle:
+                        self._delivering += 1
+                    try:
+                        self.source.deliver(messages)
+                    finally:
+                        with self._idle:
+                            self._delivering -= 1
+                            self._idle.notify_all()
             except Exception:  # the queue or the endpoint hiccuped: try again shortly
+                if self._stop.is_set():
+                    return  # the stack is going away with its endpoint
                 log.exception("polling the work queue failed")
                 self._stop.wait(1.0)
 
-    def stop(self, timeout: float = WAIT_SECONDS + 2) -> None:
+    def stop(self, timeout: float = 10) -> None:
+        """Let deliveries in progress finish; a poller still waiting on an empty queue
+        is not waited for (it delivers nothing once stopped; the threads are daemons)."""
         self._stop.set()
-        for thread in self._workers:
-            thread.join(timeout=timeout)
+        with self._idle:
+            self._idle.wait_for(lambda: self._delivering == 0, timeout=timeout)

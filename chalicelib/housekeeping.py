@@ -24,6 +24,9 @@ log = logging.getLogger("aloft.schedule")
 
 INTERVAL_SECONDS = 3600
 INCOMING_PREFIX = "incoming/"
+# S3's LastModified is kept to the whole second: a body stored 0.9 s after the cutoff can read
+# as before it. Bodies are only deleted once they are clearly older.
+LAST_MODIFIED_GRACE = timedelta(seconds=1)
 
 
 def claim_run(now: float | None = None) -> bool:
@@ -52,6 +55,6 @@ def run(has_time: Callable[[], bool]) -> dict:
                          extra={"fact": {"task": task["id"], "step": "expire", "outcome": "removed"}})
     if has_time():
         stale = (o["Key"] for o in iter_objects(aws.s3(), settings().bucket, INCOMING_PREFIX)
-                 if o["LastModified"] < cutoff)
+                 if o["LastModified"] < cutoff - LAST_MODIFIED_GRACE)
         stats["incoming_deleted"] = delete_keys(aws.s3(), settings().bucket, stale)
     return stats
