@@ -2,7 +2,9 @@
 
 WebODM semantics (its `app/api/authentication.py` and djangorestframework-jwt settings): `Authorization: JWT <token>` or `?jwt=`,
 HS256 tokens carrying user_id/username/email/exp, HTTP Basic as a fallback, and
-403 (never 401) with DRF's messages when credentials are missing or bad.
+403 (never 401) with DRF's messages when credentials are missing or bad. Wherever a token
+goes, an API key (`aloft_...`, chalicelib/apikeys.py) may go instead; `Bearer` is accepted
+as well as `JWT`.
 Passwords are PBKDF2-SHA256 with a per-user salt, in Django's string format.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hmac
 import secrets
 import time
 
+from . import apikeys
 from .config import settings
 from .errors import AuthenticationFailed
 from .store import users
@@ -73,6 +76,8 @@ def login(username: str, password: str) -> dict | None:
 def _user_from_token(token: str) -> dict:
     import jwt
 
+    if apikeys.is_key(token):
+        return apikeys.user_for_key(token)
     try:
         payload = jwt.decode(token, _signing_key(), algorithms=["HS256"],
                              options={"require": ["exp"]})
