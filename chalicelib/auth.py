@@ -110,11 +110,9 @@ def _user_from_basic(credentials: str) -> dict:
     return user
 
 
-def authenticate(headers, query: dict | None) -> dict | None:
-    """The calling user, None when the request carries no credentials at all.
-
-    Raises AuthenticationFailed for credentials that are present but wrong.
-    """
+def _credentials(headers, query: dict | None) -> tuple[str, str] | None:
+    """What the request authenticates with: ("token", text) for a JWT or an API key (header
+    first, then `?jwt=`), ("basic", text), or None. Raises for a malformed token header."""
     header = headers.get("authorization") or ""
     parts = header.split()
     if parts and parts[0].lower() in ("jwt", "bearer"):
@@ -122,13 +120,31 @@ def authenticate(headers, query: dict | None) -> dict | None:
             raise AuthenticationFailed("Invalid Authorization header. No credentials provided.")
         if len(parts) > 2:
             raise AuthenticationFailed("Invalid Authorization header. Credentials string should not contain spaces.")
-        return _user_from_token(parts[1])
+        return "token", parts[1]
     if parts and parts[0].lower() == "basic" and len(parts) == 2:
-        return _user_from_basic(parts[1])
+        return "basic", parts[1]
     token = (query or {}).get("jwt")
     if token:
-        return _user_from_token(token)
+        return "token", token
     return None
+
+
+def authenticate(headers, query: dict | None) -> dict | None:
+    """The calling user, None when the request carries no credentials at all.
+
+    Raises AuthenticationFailed for credentials that are present but wrong.
+    """
+    found = _credentials(headers, query)
+    if found is None:
+        return None
+    kind, text = found
+    return _user_from_basic(text) if kind == "basic" else _user_from_token(text)
+
+
+def uses_api_key(headers, query: dict | None) -> bool:
+    """Whether the request authenticates with an API key (rather than a JWT or a password)."""
+    found = _credentials(headers, query)
+    return found is not None and found[0] == "token" and apikeys.is_key(found[1])
 
 
 def require_user(headers, query: dict | None) -> dict:

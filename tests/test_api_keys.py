@@ -3,6 +3,7 @@
 expiring, per user, hashed at rest, touched at most once a minute, never logged."""
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -358,3 +359,45 @@ def test_a_header_with_extra_words_is_refused_as_for_a_token(api, alice, header)
     reply = api.get("/api/projects/", headers={"Authorization": f"{header} {key} more"})
     assert reply.status == 403
     assert reply.json == {"detail": "Invalid Authorization header. Credentials string should not contain spaces."}
+
+
+def test_a_key_cannot_create_keys_but_may_list_and_revoke(api, alice):
+    """A leaked key must not mint keys that outlive its own revocation."""
+    created = create_key(api, alice)
+    key = created["key"]
+    for kwargs in ({"token": key}, {"params": {"jwt": key}}, {"headers": {"Authorization": f"Bearer {key}"}}):
+        reply = api.post("/api/keys/", json={"name": "minted"}, **kwargs)
+        assert reply.status == 403
+        assert reply.json == {"detail": "An API key cannot create API keys: use a token from /api/token-auth/."}
+    basic = api.post("/api/keys/", json={"name": "by password"},
+                     headers={"Authorization": "Basic " + base64.b64encode(b"alice:alice-pass").decode()})
+    assert basic.status == 201
+    assert [k["name"] for k in api.get("/api/keys/", token=key).json] == ["script", "by password"]
+    assert api.delete(f"/api/keys/{basic.json['id']}/", token=key).status == 204
+    assert api.delete(f"/api/keys/{created['id']}/", token=key).status == 204  # even itself
+    assert api.get("/api/keys/", token=key).status == 403
+
+
+def test_a_renamed_users_key_never_becomes_the_key_of_whoever_takes_the_old_name(api, admin, alice):
+    key = create_key(api, alice)["key"]
+    own = new_project(api, alice, "alices")
+    assert api.patch(f"/api/admin/users/{alice['id']}/", token=admin["token"],
+                     json={"username": "alicia"}).status == 200
+    impostor = api.post("/api/admin/users/", token=admin["token"], json={"username": "alice", "password": "pw"})
+    assert impostor.status == 201 and impostor.json["id"] != alice["id"]
+    token = api.post("/api/token-auth/", json={"username": "alice", "password": "pw"}).json["token"]
+    theirs = api.post("/api/projects/", token=token, json={"name": "impostor's"}).json
+    mine = api.get("/api/projects/", token=key)
+    assert mine.status == 200 and [p["id"] for p in mine.json] == [own["id"]] != [theirs["id"]]
+    (item,) = table_items()
+    assert item["username"] == {"S": "alicia"} and item["user_id"] == {"N": str(alice["id"])}
+
+
+def test_a_key_whose_user_row_is_gone_is_refused(api, alice):
+    """Between a user's deletion and the hand-over job that deletes their keys."""
+    from chalicelib.store import users
+
+    key = create_key(api, alice)["key"]
+    users.delete(alice)
+    reply = api.get("/api/projects/", token=key)
+    assert reply.status == 403 and reply.json == {"detail": "Invalid signature."}

@@ -2,7 +2,8 @@
 
 A plain array, never paginated (at most apikeys.MAX_KEYS_PER_USER keys a user). A superuser
 lists another user's keys with `?user=<user id>` and may revoke anyone's key; anyone else
-sees and revokes only their own (another user's key id is a 404).
+sees and revokes only their own (another user's key id is a 404). Creating a key takes a
+token (or a password), never a key.
 """
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ from .. import apikeys
 from ..access import MAX_ID
 from ..apidoc import INT, INVALID, NO_CONTENT, Param, doc
 from ..apikeys import ApiKeyCreated, ApiKeyOut, ApiKeyWrite
-from ..errors import field_error
+from ..auth import uses_api_key
+from ..errors import field_error, forbidden
 from .common import BODY_CONTENT_TYPES, current_user, no_content, parse_body, query_params, respond
 
 bp = Blueprint(__name__)
+# A leaked key must not mint keys that outlive its own revocation: creating one takes a token
+# from a password (or the password itself); a key may still list keys and revoke them.
+KEY_CANNOT_CREATE = "An API key cannot create API keys: use a token from /api/token-auth/."
 _KEY_ID = {"type": "string", "pattern": "^[0-9a-f]{16}$"}
 _USER = Param("user", {**INT, "minimum": 1},
               "Superusers: list this user's keys instead (anyone else: their own id or a 403).")
@@ -46,13 +51,16 @@ def list_keys():
 
 
 @bp.route("/api/keys", methods=["POST"], content_types=BODY_CONTENT_TYPES)
-@doc("Create an API key", {201: ApiKeyCreated, 400: INVALID}, body=ApiKeyWrite, tags=("auth",),
+@doc("Create an API key", {201: ApiKeyCreated, 400: INVALID, 403: "Detail"}, body=ApiKeyWrite, tags=("auth",),
      description="The answer's `key` is the only time the whole key is shown: only its hash is stored. "
+                 "The request must authenticate with a token (or a password), not with an API key (403). "
                  "`expires_at`: ISO-8601, in the future (without an offset: UTC), or null for a key that "
                  "never expires. " + _USE)
 def create_key():
     request = bp.current_request
     user = current_user(request)
+    if uses_api_key(request.headers, query_params(request)):
+        raise forbidden(KEY_CANNOT_CREATE)
     return respond(apikeys.create_for(user, parse_body(request).fields), status=201)
 
 
