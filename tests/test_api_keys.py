@@ -401,3 +401,25 @@ def test_a_key_whose_user_row_is_gone_is_refused(api, alice):
     users.delete(alice)
     reply = api.get("/api/projects/", token=key)
     assert reply.status == 403 and reply.json == {"detail": "Invalid signature."}
+
+
+def test_the_local_gateway_logs_no_query_string_even_for_a_malformed_request(live, caplog):
+    """http.server logs a malformed request line whole (at DEBUG): never its `?jwt=`."""
+    import logging
+    import socket
+    from urllib.parse import urlsplit
+
+    caplog.set_level(logging.DEBUG, logger="aloft.gateway")
+    key = "aloft_0123456789abcdef_" + "S" * 43
+    address = urlsplit(live)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(f"GET /api/projects/?jwt={key} more HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert b"400" in sock.recv(4096)
+    requests.get(f"{live}/api/projects/", params={"jwt": key}, timeout=30)
+    deadline = time.monotonic() + 10
+    while "GET /api/projects/ 403" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)  # the access line is written once the answer is sent
+    logged = caplog.text
+    assert "Bad request syntax ('GET /api/projects/?..." in logged  # the request line, cut...
+    assert "GET /api/projects/ 403" in logged  # ...and the access line of the well-formed one...
+    assert key not in logged and "S" * 43 not in logged  # ...without the key
