@@ -36,6 +36,7 @@ from .apigateway import ApiDefinition, GatewayResponse, content_type_matches, fi
 from .containers import DEFAULT_MAX_CONTAINERS, FunctionPool, Invocation
 
 log = logging.getLogger("aloft.gateway")
+_QUERY = re.compile(r"\?[^\s'\"]*")
 STAGE = apigateway.STAGE
 API_FUNCTION = "api_handler"
 # API Gateway's answer to a body over its quota: plain text, before any integration.
@@ -92,7 +93,9 @@ def make_handler(gateway: "LocalGateway"):
         disable_nagle_algorithm = True
 
         def log_message(self, fmt, *args):  # route through logging, not stderr noise
-            log.debug("%s %s", self.address_string(), fmt % args)
+            # http.server's own lines (a malformed request's) may quote the request line:
+            # never its query string, where tokens and API keys travel (`?jwt=`).
+            log.debug("%s %s", self.address_string(), _QUERY.sub("?...", fmt % args))
 
         def log_request(self, code="-", size="-"):
             pass  # one access line per request instead, without the query string (tokens)

@@ -2,7 +2,9 @@
 
 WebODM semantics (its `app/api/authentication.py` and djangorestframework-jwt settings): `Authorization: JWT <token>` or `?jwt=`,
 HS256 tokens carrying user_id/username/email/exp, HTTP Basic as a fallback, and
-403 (never 401) with DRF's messages when credentials are missing or bad.
+403 (never 401) with DRF's messages when credentials are missing or bad. Wherever a token
+goes, an API key (`aloft_...`, chalicelib/apikeys.py) may go instead; `Bearer` is accepted
+as well as `JWT`.
 Passwords are PBKDF2-SHA256 with a per-user salt, in Django's string format.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hmac
 import secrets
 import time
 
+from . import apikeys
 from .config import settings
 from .errors import AuthenticationFailed
 from .store import users
@@ -73,6 +76,8 @@ def login(username: str, password: str) -> dict | None:
 def _user_from_token(token: str) -> dict:
     import jwt
 
+    if apikeys.is_key(token):
+        return apikeys.user_for_key(token)
     try:
         payload = jwt.decode(token, _signing_key(), algorithms=["HS256"],
                              options={"require": ["exp"]})
@@ -105,11 +110,9 @@ def _user_from_basic(credentials: str) -> dict:
     return user
 
 
-def authenticate(headers, query: dict | None) -> dict | None:
-    """The calling user, None when the request carries no credentials at all.
-
-    Raises AuthenticationFailed for credentials that are present but wrong.
-    """
+def _credentials(headers, query: dict | None) -> tuple[str, str] | None:
+    """What the request authenticates with: ("token", text) for a JWT or an API key (header
+    first, then `?jwt=`), ("basic", text), or None. Raises for a malformed token header."""
     header = headers.get("authorization") or ""
     parts = header.split()
     if parts and parts[0].lower() in ("jwt", "bearer"):
@@ -117,13 +120,31 @@ def authenticate(headers, query: dict | None) -> dict | None:
             raise AuthenticationFailed("Invalid Authorization header. No credentials provided.")
         if len(parts) > 2:
             raise AuthenticationFailed("Invalid Authorization header. Credentials string should not contain spaces.")
-        return _user_from_token(parts[1])
+        return "token", parts[1]
     if parts and parts[0].lower() == "basic" and len(parts) == 2:
-        return _user_from_basic(parts[1])
+        return "basic", parts[1]
     token = (query or {}).get("jwt")
     if token:
-        return _user_from_token(token)
+        return "token", token
     return None
+
+
+def authenticate(headers, query: dict | None) -> dict | None:
+    """The calling user, None when the request carries no credentials at all.
+
+    Raises AuthenticationFailed for credentials that are present but wrong.
+    """
+    found = _credentials(headers, query)
+    if found is None:
+        return None
+    kind, text = found
+    return _user_from_basic(text) if kind == "basic" else _user_from_token(text)
+
+
+def uses_api_key(headers, query: dict | None) -> bool:
+    """Whether the request authenticates with an API key (rather than a JWT or a password)."""
+    found = _credentials(headers, query)
+    return found is not None and found[0] == "token" and apikeys.is_key(found[1])
 
 
 def require_user(headers, query: dict | None) -> dict:

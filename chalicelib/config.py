@@ -33,6 +33,7 @@ class Settings:
     presets_table: str
     shares_table: str
     groups_table: str
+    api_keys_table: str
     bucket: str
     jwt_secret: str | None
     jwt_secret_arn: str | None
@@ -90,6 +91,7 @@ def settings() -> Settings:
         presets_table=env("ALOFT_PRESETS_TABLE", "aloft-presets"),
         shares_table=env("ALOFT_SHARES_TABLE", "aloft-shares"),
         groups_table=env("ALOFT_GROUPS_TABLE", "aloft-groups"),
+        api_keys_table=env("ALOFT_API_KEYS_TABLE", "aloft-api-keys"),
         bucket=env("ALOFT_BUCKET", "aloft-data"),
         jwt_secret=secret,
         jwt_secret_arn=secret_arn,

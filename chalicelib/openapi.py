@@ -201,8 +201,10 @@ def build(app) -> dict:
             "schemas": schemas.get("$defs", {}),
             "securitySchemes": {
                 "jwtHeader": {"type": "apiKey", "in": "header", "name": "Authorization",
-                              "description": "`JWT <token>` from POST /api/token-auth/"},
-                "jwtQuery": {"type": "apiKey", "in": "query", "name": "jwt"},
+                              "description": "`JWT <token>` from POST /api/token-auth/, or an API key from "
+                                             "POST /api/keys/ as `JWT <key>` or `Bearer <key>`"},
+                "jwtQuery": {"type": "apiKey", "in": "query", "name": "jwt",
+                             "description": "A token, or an API key"},
             },
         },
         "security": [{"jwtHeader": []}, {"jwtQuery": []}],
@@ -214,7 +216,8 @@ def _description() -> str:
 
     return (
         "WebODM-compatible REST API. Authenticate with `POST /api/token-auth/` and send "
-        "`Authorization: JWT <token>` (or `?jwt=<token>`).\n\n"
+        "`Authorization: JWT <token>` (or `?jwt=<token>`). A long-lived API key (`POST /api/keys/`) goes "
+        "wherever a token does, and as `Authorization: Bearer <key>` too.\n\n"
         "Limits on AWS (API Gateway REST API + Lambda), enforced by the local stack too: a request body "
         f"of at most {limits.API_GATEWAY_MAX_BODY_BYTES:,} bytes (else 413, text body "
         f"`HTTP content length exceeded {limits.API_GATEWAY_MAX_BODY_BYTES} bytes.`); for routes run by "

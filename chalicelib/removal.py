@@ -11,7 +11,8 @@ AWS): a project delete hides the project and records a job (store/work.py) in on
 transaction, removes what it can within ROUTE_WORK_SECONDS, and the poller carries
 the job on; the row and the job go together once the last task has gone. Deleting a
 user works the same way for the handover of their projects, deleting a group for its
-memberships. The shares of a deleted project, user or group go with it (store/shares.py).
+memberships. The shares of a deleted project, user or group go with it (store/shares.py), and a
+deleted user's API keys (store/keys.py).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Callable
 
 from . import queue, storage
 from .models import PendingAction
-from .store import groups, output, projects, shares, tasks, users, work
+from .store import groups, keys, output, projects, shares, tasks, users, work
 from .store.dynamo import ConditionFailed, transact
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,10 @@ def delete_user(user: dict, successor: dict, context) -> None:
 
 def hand_over(from_user: int, to_user: int, has_time: HasTime) -> bool:
     """Give every visible project of `from_user` to `to_user`, and forget what was shared
-    with `from_user`; True when nothing was left."""
+    with `from_user` and their API keys (which stopped working with the user row); True
+    when nothing was left."""
+    if not keys.delete_for_user(from_user, has_time):
+        return False
     for project_id in projects.ids_for_owner(from_user):
         if not has_time():
             return False

@@ -31,7 +31,7 @@ def test_template_has_api_tables_bucket(packaged):
     types = {name: r["Type"] for name, r in resources.items()}
     for table in ("UsersTable", "ProjectsTable", "TasksTable", "TaskOutputTable",
                   "ProcessingNodesTable", "CountersTable", "WorkTable", "PresetsTable", "SharesTable",
-                  "GroupsTable"):
+                  "GroupsTable", "ApiKeysTable"):
         assert types[table] == "AWS::DynamoDB::Table"
         assert resources[table]["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
     assert types["DataBucket"] == "AWS::S3::Bucket"
@@ -53,6 +53,10 @@ def test_iam_policy_is_explicit_and_scoped(packaged):
         assert statement["Resource"] != "*" and "*" not in statement["Action"]
     tables = next(s for s in policy if s["Sid"] == "Tables")
     assert {"Fn::GetAtt": ["TasksTable", "Arn"]} in tables["Resource"]
+    for name, resource in resources.items():  # every table of the template, none forgotten
+        if resource["Type"] == "AWS::DynamoDB::Table":
+            assert {"Fn::GetAtt": [name, "Arn"]} in tables["Resource"], name
+    assert {"Fn::Sub": "${ApiKeysTable.Arn}/index/*"} in tables["Resource"]  # a user's keys: by-user
     role = resources["ApiHandlerRole"]["Properties"]
     assert role["ManagedPolicyArns"] == [{"Ref": "AloftDataAccessPolicy"}]
     inline = role["Policies"][0]["PolicyDocument"]["Statement"]
@@ -210,7 +214,7 @@ def test_data_outlives_the_stack_and_names_are_outputs(packaged):
     resources = template["Resources"]
     stateful = [name for name, r in resources.items()
                 if r["Type"] in ("AWS::DynamoDB::Table", "AWS::S3::Bucket")]
-    assert len(stateful) == 11 and {"PresetsTable", "SharesTable", "GroupsTable"} <= set(stateful)
+    assert len(stateful) == 12 and {"PresetsTable", "SharesTable", "GroupsTable", "ApiKeysTable"} <= set(stateful)
     for name in stateful:
         assert resources[name]["DeletionPolicy"] == resources[name]["UpdateReplacePolicy"] == "Retain"
     outputs = template["Outputs"]
@@ -219,6 +223,7 @@ def test_data_outlives_the_stack_and_names_are_outputs(packaged):
     assert outputs["WorkTableName"]["Value"] == {"Ref": "WorkTable"}
     assert outputs["PresetsTableName"]["Value"] == {"Ref": "PresetsTable"}
     assert outputs["SharesTableName"]["Value"] == {"Ref": "SharesTable"}
+    assert outputs["ApiKeysTableName"]["Value"] == {"Ref": "ApiKeysTable"}
     assert outputs["JwtSecretArn"]["Value"] == {"Ref": "JwtSecret"}
     variables = template["Globals"]["Function"]["Environment"]["Variables"]  # both functions
     assert variables["ALOFT_JWT_SECRET_ARN"] == {"Ref": "JwtSecret"}
@@ -260,9 +265,17 @@ def test_upload_route_is_an_s3_integration_behind_a_request_authorizer(packaged)
         {"Ref": "UploadAuthorizerAccessPolicy"}]
     reads = resources["UploadAuthorizerAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert sorted(a for s in reads for a in s["Action"]) == [
-        "dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:GetItem", "secretsmanager:GetSecretValue"]
+        "dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:GetItem", "dynamodb:GetItem", "dynamodb:Query",
+        "dynamodb:UpdateItem", "secretsmanager:GetSecretValue"]
     shares = next(s for s in reads if s["Sid"] == "ReadShares")
     assert shares["Resource"] == [{"Fn::GetAtt": ["SharesTable", "Arn"]}]
+    # an API key: its one item (read, and last_used_at written), and after a rename its owner by id
+    keys = next(s for s in reads if s["Sid"] == "ApiKeys")
+    assert keys["Action"] == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    assert keys["Resource"] == [{"Fn::GetAtt": ["ApiKeysTable", "Arn"]}]
+    renamed = next(s for s in reads if s["Sid"] == "FindRenamedKeyOwner")
+    assert renamed["Action"] == ["dynamodb:Query"] and renamed["Resource"] == [
+        {"Fn::Sub": "${UsersTable.Arn}/index/by-id"}]
 
 
 def test_gateway_responses_keep_aws_bodies_for_the_limits(packaged):
