@@ -60,6 +60,7 @@ COPY_BYTES_PER_SECOND = 50 * 1024**2  # a pessimistic server-side copy rate (tim
 SAFETY_SECONDS = 15.0
 ROUTE_RESERVE_SECONDS = 5.0
 LEASE_MARGIN_SECONDS = 10.0
+WAIT_SECONDS = 30                    # before trying again a job that could not move on
 _ROW_FIELDS_DROPPED = ("lease_owner", "lease_until", "step_token", "step_due", "active", "uploading",
                        "version", "ingest_pending", "copying", "copy_of")
 
@@ -270,6 +271,9 @@ def _run(job: dict, owner: str, has_time: HasTime, progress: _Progress) -> bool:
             continue
         if not exports.progress(job, owner, "Copying", 100.0 * n / max(1, len(pairs))):
             raise _LeaseLost()
+        source = tasks.get(int(job["source_project_id"]), source_id)
+        if source is not None and source.get("copying"):
+            return False  # a copy of a copy still being made: its files are not all there yet
         if not copy_objects(source_id, new_id, has_time, progress):
             return False
         if not has_time(1.0):
@@ -308,7 +312,9 @@ def _execute(job: dict, owner: str, deadline: float) -> str:
         exports.finish(job, owner, key="")
         return "done"
     # attempts are forgiven only for a run that moved on: one that never can still gives up
-    return "continued" if exports.requeue(job, owner, forgive=progress.made) else "lease lost"
+    # (and a run that could not move waits a little: its source is a copy still being made)
+    return "continued" if exports.requeue(job, owner, forgive=progress.made,
+                                          delay=0 if progress.made else WAIT_SECONDS) else "lease lost"
 
 
 def run_job(job_id: str, context=None) -> str:

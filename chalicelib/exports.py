@@ -158,7 +158,7 @@ def send(job: dict, delay: float = 0.0) -> bool:
     return queue.send_job(job.get("kind", KIND), job["job"], delay)
 
 
-def requeue(job: dict, owner: str, forgive: bool = True) -> bool:
+def requeue(job: dict, owner: str, forgive: bool = True, delay: float = 0.0) -> bool:
     """A job its runner could not finish in its time (a long copy): pending again, its attempts
     forgiven when the runner moved it on, and its message sent for the next runner. False when
     the lease was no longer ours (the other holder carries on)."""
@@ -171,7 +171,7 @@ def requeue(job: dict, owner: str, forgive: bool = True) -> bool:
                       condition="#lo = :owner", names={"#lo": "lease_owner"}, values={":owner": owner})
     except ConditionFailed:
         return False
-    send(job)
+    send(job, delay)
     return True
 
 

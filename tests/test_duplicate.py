@@ -289,3 +289,25 @@ def test_maps_work_on_the_copy(live, api, alice, project):
     stored = task_store.get(project["id"], copy_id)
     assert stored["rasters"]["orthophoto"]["key"] == \
         f"tasks/{copy_id}/assets/odm_orthophoto/odm_orthophoto.tif"
+
+
+def test_a_copy_of_a_copy_being_made_waits_for_it(api, alice, project, monkeypatch):
+    from chalice.local import LambdaContext
+
+    from chalicelib import duplicate
+
+    no_route_work(monkeypatch)
+    source = completed(api, alice, project)
+    first = api.post(task_url(source) + "duplicate/", token=alice["token"]).json["task"]
+    second = api.post(task_url(first) + "duplicate/", token=alice["token"]).json["task"]
+    assert second["name"] == "Copy of Copy of Flight 1" and second["status"] == 20
+    jobs = {j["pairs"][0][1]: j["job"] for j in _jobs() if j.get("kind") == "duplicate"}
+    context = LambdaContext("worker", 1769, max_runtime_ms=60_000)
+    # its source's files are not all there yet: it waits (its attempt counts), never copies half
+    assert duplicate.run_job(jobs[second["id"]], context) == "continued"
+    assert task_store.get(project["id"], second["id"])["copying"] is True
+    assert objects(second["id"]) == {}
+    assert duplicate.run_job(jobs[first["id"]], context) == "done"
+    assert duplicate.run_job(jobs[second["id"]], context) == "done"
+    source = api.get(task_url(source), token=alice["token"]).json
+    assert_twins(api, alice, source, api.get(task_url(second), token=alice["token"]).json)
