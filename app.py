@@ -12,6 +12,7 @@ import time
 from chalice import Chalice, Rate, Response
 
 from chalicelib.api import auth as auth_routes
+from chalicelib.api import copies as copy_routes
 from chalicelib.api import exports as export_routes
 from chalicelib.api import groups as group_routes
 from chalicelib.api import keys as key_routes
@@ -47,7 +48,7 @@ app.api.binary_types.append("*/*")
 
 for blueprint in (auth_routes.bp, user_routes.bp, project_routes.bp, node_routes.bp,
                   task_routes.bp, upload_routes.bp, preset_routes.bp, map_routes.bp, picture_routes.bp,
-                  export_routes.bp, sharing_routes.bp, group_routes.bp, key_routes.bp):
+                  export_routes.bp, sharing_routes.bp, group_routes.bp, key_routes.bp, copy_routes.bp):
     app.register_blueprint(blueprint)
 
 _JSON = {"Content-Type": "application/json"}

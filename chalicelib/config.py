@@ -47,6 +47,11 @@ class Settings:
     follow_seconds: int
     upload_concurrency: int
     partial_task_hours: float
+    backup_inline_bytes: int
+    backup_inline_files: int
+    backup_wait_seconds: float
+    copy_multipart_bytes: int
+    duplicate_route_seconds: float
 
 
 def _float(name: str, default: float) -> float:
@@ -105,6 +110,12 @@ def settings() -> Settings:
         follow_seconds=max(0, min(900, _int("ALOFT_FOLLOW_SECONDS", 5))),
         upload_concurrency=max(1, min(32, _int("ALOFT_UPLOAD_CONCURRENCY", 4))),
         partial_task_hours=_float("ALOFT_PARTIAL_TASK_HOURS", 72.0),  # WebODM's CLEANUP_PARTIAL_TASKS
+        backup_inline_bytes=max(0, _int("ALOFT_BACKUP_INLINE_BYTES", 64 * 1024 * 1024)),
+        backup_inline_files=max(0, _int("ALOFT_BACKUP_INLINE_FILES", 200)),
+        backup_wait_seconds=max(0.0, min(25.0, float(_int("ALOFT_BACKUP_WAIT_SECONDS", 20)))),
+        # S3's CopyObject takes at most 5 GB; above, UploadPartCopy (lowered by tests only)
+        copy_multipart_bytes=max(5 * 1024 * 1024, min(5 * 1024**3, _int("ALOFT_COPY_MULTIPART_BYTES", 5 * 1024**3))),
+        duplicate_route_seconds=max(0.0, min(20.0, float(_int("ALOFT_DUPLICATE_ROUTE_SECONDS", 10)))),
     )
 
 

@@ -31,6 +31,7 @@ QUEUE = "export"
 KIND = "export"
 RASTERS = ("orthophoto", "dsm", "dtm")
 POINT_CLOUD = "georeferenced_model"
+BACKUP = "backup"               # a task's backup zip (chalicelib/backup.py), run as an export job
 SOURCES = {"orthophoto": "orthophoto.tif", "dsm": "dsm.tif", "dtm": "dtm.tif",
            POINT_CLOUD: "georeferenced_model.laz"}
 EXPORT_SECONDS = 24 * 3600
@@ -104,13 +105,40 @@ def result_key(task_id: str, job_id: str, filename: str) -> str:
 
 def create(task: dict, asset: str, params: dict, filename: str) -> dict:
     """Record a pending job (its id is new, so the write cannot meet another)."""
-    now = time.time()
-    job = {"queue": QUEUE, "job": uuid.uuid4().hex, "kind": KIND, "project_id": task["project_id"],
-           "task_id": task["id"], "asset": asset, "params": params, "filename": filename,
-           "state": "pending", "attempts": 0, "created": round(now, 3), "sent_at": round(now, 3),
-           "expires_at": int(now + EXPORT_SECONDS)}
+    job = _new_job(uuid.uuid4().hex, KIND, {"project_id": task["project_id"], "task_id": task["id"],
+                                           "asset": asset, "params": params, "filename": filename})
     _table.put(job, condition="attribute_not_exists(#j)", names={"#j": "job"})
     return job
+
+
+def _new_job(job_id: str, kind: str, fields: dict) -> dict:
+    now = time.time()
+    return {"queue": QUEUE, "job": job_id, "kind": kind, **fields, "state": "pending", "attempts": 0,
+            "created": round(now, 3), "sent_at": round(now, 3), "expires_at": int(now + EXPORT_SECONDS)}
+
+
+def new_job_request(kind: str, fields: dict) -> tuple[dict, tuple[str, dict]]:
+    """A pending job of another kind (chalicelib/duplicate.py) and the transaction part that
+    records it with the change that calls for it."""
+    job = _new_job(uuid.uuid4().hex, kind, fields)
+    return job, ("Put", _table.put_request(job, condition="attribute_not_exists(#j)", names={"#j": "job"}))
+
+
+def create_once(task: dict, asset: str, params: dict, filename: str, job_id: str) -> tuple[dict, bool]:
+    """The job of a result named by its inputs (a task's backup of one task version): recorded
+    once, whoever asks and however often. (job, True) when this call recorded it (pending: send
+    it); (job, False) when it was pending or running already. A finished one is recorded afresh
+    (its result expired, or it failed): the caller only asks when the result is missing."""
+    job = _new_job(job_id, KIND, {"project_id": task["project_id"], "task_id": task["id"], "asset": asset,
+                                  "params": params, "filename": filename})
+    try:
+        _table.put(job, condition="attribute_not_exists(#j) OR #s IN (:done, :error) OR #ea < :now",
+                   names={"#j": "job", "#s": "state", "#ea": "expires_at"},
+                   values={":done": "done", ":error": "error", ":now": int(time.time())})
+        return job, True
+    except ConditionFailed:
+        current = _table.get(_key(job_id))
+        return (current or job), current is None
 
 
 def get(job_id: str) -> dict | None:
@@ -123,11 +151,28 @@ def get(job_id: str) -> dict | None:
     return job
 
 
-def send(job: dict) -> bool:
+def send(job: dict, delay: float = 0.0) -> bool:
     """The job's work message (False when SQS refused: `check` sends it again later)."""
     from . import queue
 
-    return queue.send_job(KIND, job["job"])
+    return queue.send_job(job.get("kind", KIND), job["job"], delay)
+
+
+def requeue(job: dict, owner: str, forgive: bool = True, delay: float = 0.0) -> bool:
+    """A job its runner could not finish in its time (a long copy): pending again, its attempts
+    forgiven when the runner moved it on, and its message sent for the next runner. False when
+    the lease was no longer ours (the other holder carries on)."""
+    changes = {"state": "pending", "sent_at": round(time.time(), 3)}
+    if forgive:
+        changes["attempts"] = 0
+    try:
+        _table.update(_key(job["job"]), set=changes,
+                      remove=("lease_owner", "lease_until"),
+                      condition="#lo = :owner", names={"#lo": "lease_owner"}, values={":owner": owner})
+    except ConditionFailed:
+        return False
+    send(job, delay)
+    return True
 
 
 def resend_if_stuck(job: dict) -> None:
@@ -288,6 +333,10 @@ def _export(task: dict, job: dict, report) -> str:
     from . import aws
     from .config import settings
 
+    if job["asset"] == BACKUP:
+        from . import backup
+
+        return backup.build_for_job(task, job, report)
     source = source_key(task, job["asset"])
     if source is None:
         raise ExportError(NOT_GENERATED)

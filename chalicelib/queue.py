@@ -77,18 +77,21 @@ def send(task: dict, delay: float = 0.0) -> bool:
 
 @dataclass(frozen=True)
 class JobMessage:
-    """A message for one job that is not a task step (`kind`: "export", chalicelib/exports.py)."""
+    """A message for one job that is not a task step (`kind`: "export", chalicelib/exports.py, a
+    backup included; "duplicate", chalicelib/duplicate.py)."""
     kind: str
     job: str
 
 
-JOB_KINDS = ("export",)
+JOB_KINDS = ("export", "duplicate")
 
 
-def send_job(kind: str, job_id: str) -> bool:
-    """Send a job's message; False if SQS refused (the job's owner sends it again later)."""
+def send_job(kind: str, job_id: str, delay: float = 0.0) -> bool:
+    """Send a job's message (`delay` seconds from now); False if SQS refused (the job's owner
+    sends it again later)."""
     try:
-        aws.client("sqs").send_message(QueueUrl=queue_url(), MessageBody=json.dumps({"kind": kind, "job": job_id}))
+        aws.client("sqs").send_message(QueueUrl=queue_url(), MessageBody=json.dumps({"kind": kind, "job": job_id}),
+                                       DelaySeconds=int(min(MAX_DELAY_SECONDS, max(0.0, round(delay)))))
     except Exception:  # noqa: BLE001
         log.exception("Could not send the message of %s job %s", kind, job_id)
         return False

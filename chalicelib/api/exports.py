@@ -244,7 +244,7 @@ def _job() -> dict | None:
     params = bp.current_request.uri_params or {}
     job_id = params.get("celery_task_id", params.get("celery_task_id+", ""))  # the test client keeps "+"
     job = exports.get(job_id)
-    if job is None:
+    if job is None or "task_id" not in job:  # a duplicate's job is no export
         return None
     try:
         access.readable_task(optional_user(bp.current_request), job["project_id"], job["task_id"])

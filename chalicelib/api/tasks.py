@@ -61,6 +61,9 @@ def task_out(task: dict, nodes: dict[int, dict]) -> dict:
     from ..nodes import display_name, rerun_from
 
     node = nodes.get(task.get("processing_node"))
+    if task.get("copying"):  # a duplicate whose files are being copied: shown as WebODM shows an import
+        task = {**task, "status": int(StatusCode.RUNNING), "pending_action": int(PendingAction.IMPORT),
+                "available_assets": [], "running_progress": 0.0}
     return TaskOut(
         id=task["id"], project=task["project_id"],
         processing_node=node["id"] if node else None,

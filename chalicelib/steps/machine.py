@@ -139,7 +139,10 @@ def handle_message(body: str, context=None) -> str:
     message again in a moment (the holder may be a killed Lambda whose lease runs out)."""
     message = queue.parse(body)  # a poisoned message raises: SQS retries it, then the DLQ
     if isinstance(message, queue.JobMessage):
-        from ..exports import run_job  # the only job kind: an export (WebODM's Celery task)
+        if message.kind == "duplicate":
+            from ..duplicate import run_job
+        else:
+            from ..exports import run_job  # an export (WebODM's Celery task) or a backup
 
         result = run_job(message.job, context)
         log.info("%s job %s: %s", message.kind, message.job, result,

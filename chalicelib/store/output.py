@@ -200,3 +200,28 @@ def clear(task_id: str) -> None:
             for item in _table.query("#t = :t", names={"#t": "task_id", "#s": "start"},
                                      values={":t": task_id}, consistent=True, projection="#t, #s")]
     _table.batch_delete(keys)
+
+
+def copy(source_task_id: str, target_task_id: str) -> int:
+    """Copy every chunk of a task's console to another task (a duplicate), one chunk in memory
+    at a time; the target task's row carries the same counters. Idempotent: a chunk written
+    again is the same item. Returns how many chunks were copied."""
+    copied = 0
+    for chunk in _table.query("#t = :t", names={"#t": "task_id"}, values={":t": source_task_id}, consistent=True):
+        _table.put({**chunk, "task_id": target_task_id})
+        copied += 1
+    return copied
+
+
+def lines(task: dict) -> Iterator[str]:
+    """Every console line WebODM shows, in order, one chunk in memory at a time (a backup's
+    `data/console_output.txt`)."""
+    visible = counters(task)["stored"] - counters(task)["blank_tail"]
+    if visible <= 0:
+        return
+    for chunk in _chunks_forward(task["id"], 0, visible - 1):
+        for offset, piece in enumerate(chunk["lines"]):
+            index = chunk["start"] + offset
+            if index >= visible:
+                return
+            yield piece.rstrip() if index == visible - 1 else piece

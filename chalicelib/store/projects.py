@@ -30,6 +30,17 @@ def create(owner_id: int, fields: dict, created_at: str) -> dict:
     return item
 
 
+def create_request(owner_id: int, fields: dict, created_at: str, task_ids: list[str] | None = None
+                   ) -> tuple[dict, tuple[str, dict]]:
+    """A new project (holding these task ids already: a duplicate's, whose rows follow) and the
+    transaction part that creates it."""
+    item = {**fields, "id": counters.next_id("projects"), "owner": owner_id,
+            "created_at": created_at, "list_owner": owner_id, "list_all": LISTED}
+    if task_ids:
+        item["tasks"] = set(task_ids)
+    return item, ("Put", _table.put_request(item, condition="attribute_not_exists(id)"))
+
+
 def get(project_id: int, include_deleting: bool = False) -> dict | None:
     item = _table.get({"id": project_id})
     if item is None or (item.get("deleting") and not include_deleting):

@@ -27,6 +27,8 @@ def needs_poller(task: dict) -> bool:
     plus committed tasks whose uploaded bodies are not all ingested yet."""
     if task.get("partial"):
         return False
+    if task.get("copying") and task.get("pending_action") != PendingAction.REMOVE:
+        return False  # a duplicate whose files are still being copied (chalicelib/duplicate.py)
     if task.get("pending_action") is not None or task.get("ingest_pending"):
         return True
     return task.get("status") in POLLER_IDLE_STATUSES and (
