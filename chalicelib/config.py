@@ -46,6 +46,7 @@ class Settings:
     follow_seconds: int
     upload_concurrency: int
     partial_task_hours: float
+    import_allow_private: bool
 
 
 def _float(name: str, default: float) -> float:
@@ -57,6 +58,17 @@ def _float(name: str, default: float) -> float:
     if not value > 0 or value == float("inf"):
         raise ConfigError(f"{name} must be a positive number, got {raw!r}")
     return value
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
 def _int(name: str, default: int) -> int:
@@ -103,6 +115,8 @@ def settings() -> Settings:
         follow_seconds=max(0, min(900, _int("ALOFT_FOLLOW_SECONDS", 5))),
         upload_concurrency=max(1, min(32, _int("ALOFT_UPLOAD_CONCURRENCY", 4))),
         partial_task_hours=_float("ALOFT_PARTIAL_TASK_HOURS", 72.0),  # WebODM's CLEANUP_PARTIAL_TASKS
+        # url imports may reach private/loopback addresses: a lab's default, never a deployment's
+        import_allow_private=_bool("ALOFT_IMPORT_ALLOW_PRIVATE", stage == LOCAL_STAGE),
     )
 
 
