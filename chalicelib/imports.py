@@ -10,8 +10,10 @@ Where the zip comes from (the task's `import_source`, never shown by the API):
   to S3 under `chunks/import-presign-<project>/<upload id>`; `import` with `upload=<id>`
   creates the task, whose worker copies the object server-side into `all.zip`;
 - a `url` (WebODM's `import_url`): downloaded by the worker only (chalicelib/netguard.py);
-- the external three-step import: files under `chunks/external-<project>/<uuid>/`, which the
-  worker packs into an `all.zip` with WebODM's asset paths.
+- the external three-step import: files under `chunks/external-<project>/<uuid>/` (a chunked
+  file stays as its chunks, with a `<name>.chunks` record: no route ever joins large files),
+  checked at commit with ranged reads and packed by the worker into an `all.zip` with
+  WebODM's asset paths.
 
 Every staging prefix lives under `chunks/`, which the bucket's lifecycle rule expires after
 3 days, so an abandoned upload costs nothing for long. A staging object becomes a task once:
@@ -22,6 +24,8 @@ chalicelib/steps/imports.py under the task's lease; each part is safe to run aga
 """
 from __future__ import annotations
 
+import bisect
+import io
 import json
 import logging
 import posixpath
@@ -207,8 +211,10 @@ def external_asset_name(field: str, filename: str) -> str:
 
 
 def external_store(prefix: str, name: str, stream: BinaryIO, size: int) -> None:
+    """A whole file (one request) becomes the folder's `name`, replacing any earlier one."""
     stream.seek(0)
     aws.s3().put_object(Bucket=_bucket(), Key=prefix + name, Body=stream, ContentLength=size)
+    storage.delete_object(prefix + name + _JOINED)
     _drop_other_pointcloud(prefix, name)
 
 
@@ -216,6 +222,7 @@ def _drop_other_pointcloud(prefix: str, name: str) -> None:
     if name.startswith("georeferenced_model."):
         other = "georeferenced_model.las" if name.endswith(".laz") else "georeferenced_model.laz"
         storage.delete_object(prefix + other)
+        storage.delete_object(prefix + other + _JOINED)
 
 
 def external_chunk_namespace(prefix: str, field: str) -> str:
@@ -223,29 +230,101 @@ def external_chunk_namespace(prefix: str, field: str) -> str:
     return prefix.removeprefix("chunks/") + "parts/" + field
 
 
-def external_assemble(prefix: str, field: str, dzuuid: str, total: int, name: str) -> bool:
-    """Join an asset's chunks once all are here (streamed, bounded memory); False before."""
+_JOINED = ".chunks"  # `<name>.chunks`: the asset is these chunks, read in order (never joined in a route)
+
+
+def external_chunks_done(prefix: str, field: str, dzuuid: str, total: int, name: str) -> bool:
+    """Once every chunk is here, the asset `name` is those chunks (a record of where they are;
+    nothing is copied in the request); False before."""
     parts = f"chunks/{external_chunk_namespace(prefix, field)}/{dzuuid}/"
     if not chunks_complete(parts, total):
         return False
-    join_chunks(parts, prefix + name)
+    storage.put_bytes(prefix + name + _JOINED, json.dumps({"parts": parts}).encode())
+    storage.delete_object(prefix + name)
     _drop_other_pointcloud(prefix, name)
     return True
 
 
-def external_files(prefix: str) -> dict[str, int]:
-    """{stored name: bytes} of the assets in a temporary folder."""
-    found = {}
+Part = tuple[str, int]  # (key, bytes)
+
+
+def _chunk_parts(parts_prefix: str) -> list[Part]:
+    found = [(o["Key"], o["Size"]) for o in iter_objects(aws.s3(), _bucket(), parts_prefix)
+             if o["Key"][len(parts_prefix):].isdigit()]
+    return sorted(found, key=lambda p: int(p[0][len(parts_prefix):]))
+
+
+def external_files(prefix: str) -> dict[str, list[Part]]:
+    """{stored name: the objects holding its bytes, in order} of a temporary folder's assets."""
+    found: dict[str, list[Part]] = {}
     for obj in iter_objects(aws.s3(), _bucket(), prefix):
         name = obj["Key"][len(prefix):]
         if name in EXTERNAL_PATHS:
-            found[name] = obj["Size"]
+            found[name] = [(obj["Key"], obj["Size"])]
+        elif name.endswith(_JOINED) and name[:-len(_JOINED)] in EXTERNAL_PATHS:
+            record = json.loads(storage.read_object(obj["Key"]))
+            found[name[:-len(_JOINED)]] = _chunk_parts(record["parts"])
     return found
 
 
-def _head_bytes(key: str, n: int) -> bytes:
-    reply = aws.s3().get_object(Bucket=_bucket(), Key=key, Range=f"bytes=0-{n - 1}")
-    return reply["Body"].read()
+class JoinedReader(io.RawIOBase):
+    """A seekable read-only file over several S3 objects one after the other (an asset's
+    chunks), through ranged GETs: a header is read without fetching the whole file."""
+
+    def __init__(self, parts: list[Part], block_size: int = 256 * 1024):
+        super().__init__()
+        self._parts = parts
+        self._starts = []
+        offset = 0
+        for _, size in parts:
+            self._starts.append(offset)
+            offset += size
+        self.size = offset
+        self._pos = 0
+        self._readers: dict[int, S3RangeReader] = {}
+        self._block = block_size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        out = memoryview(buffer).cast("B")
+        if self._pos >= self.size or not len(out):
+            return 0
+        index = bisect.bisect_right(self._starts, self._pos) - 1
+        reader = self._readers.get(index)
+        if reader is None:
+            key, size = self._parts[index]
+            reader = self._readers[index] = S3RangeReader(aws.s3(), _bucket(), key, size=size,
+                                                          block_size=self._block, readahead=False)
+        reader.seek(self._pos - self._starts[index])
+        n = reader.readinto(out[:min(len(out), self._parts[index][1] - (self._pos - self._starts[index]))])
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
+        super().close()
+
+
+def _head_bytes(parts: list[Part], n: int) -> bytes:
+    with JoinedReader(parts, block_size=max(n, 1)) as reader:
+        return reader.read(n)
 
 
 def external_check(prefix: str) -> list[str]:
@@ -254,34 +333,31 @@ def external_check(prefix: str) -> list[str]:
     if not files:
         return ["No assets uploaded"]
     problems = []
-    for name in files:
-        key = prefix + name
+    for name, parts in files.items():
         if name.endswith(".tif"):
-            problems += _raster_problems(key, name)
+            problems += _raster_problems(parts, name)
         elif name.startswith("georeferenced_model."):
-            if _head_bytes(key, 4) != b"LASF":
+            if _head_bytes(parts, 4) != b"LASF":
                 problems.append(f"{name} is not a valid point cloud (LAS/LAZ)")
         elif name.endswith(".glb"):
-            if _head_bytes(key, 4) != b"glTF":
+            if _head_bytes(parts, 4) != b"glTF":
                 problems.append(f"{name} is not a valid GLB file")
     return problems
 
 
-def _raster_problems(key: str, name: str) -> list[str]:
-    """Reads the TIFF's header with ranged GETs (rasterio's `opener` over S3RangeReader): a
+def _raster_problems(parts: list[Part], name: str) -> list[str]:
+    """Reads the TIFF's header with ranged GETs (rasterio's `opener` over the S3 objects): a
     GeoTIFF of any size is checked without fetching it."""
-    import io
-
     import rasterio
 
     def opener(path, mode="rb"):
-        return io.BufferedReader(S3RangeReader(aws.s3(), _bucket(), key, block_size=256 * 1024))
+        return io.BufferedReader(JoinedReader(parts))
 
     try:
         with rasterio.open(name, opener=opener) as dataset:
             crs, bands = dataset.crs, dataset.count
     except Exception:  # noqa: BLE001 - anything GDAL cannot open is not a GeoTIFF
-        log.info("external import: %s is not readable as a GeoTIFF", key, exc_info=True)
+        log.info("external import: %s is not readable as a GeoTIFF", name, exc_info=True)
         return [f"{name} is not a valid GeoTIFF"]
     problems = []
     if crs is None:
@@ -325,18 +401,21 @@ def copy_object(source: str, key: str) -> None:
 
 
 def pack_external(prefix: str, key: str) -> None:
-    """The external files as an all.zip with WebODM's asset paths (stored, not recompressed)."""
+    """The external files as an all.zip with WebODM's asset paths (stored, not recompressed),
+    streamed from their objects (chunks included) with bounded memory."""
     client = aws.s3()
     files = external_files(prefix)
-    total = sum(files.values())
+    total = sum(size for parts in files.values() for _, size in parts)
     with S3MultipartWriter(client, _bucket(), key, ZIP_CONTENT_TYPE, assets._part_size_for(total)) as writer:
         with zipfile.ZipFile(writer, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
             for name in sorted(files):
                 info = zipfile.ZipInfo(EXTERNAL_PATHS[name], date_time=(1980, 1, 1, 0, 0, 0))
-                body = client.get_object(Bucket=_bucket(), Key=prefix + name)["Body"]
-                with archive.open(info, "w", force_zip64=files[name] > 2**31) as out:
-                    for block in iter(lambda: body.read(1024 * 1024), b""):
-                        out.write(block)
+                size = sum(s for _, s in files[name])
+                with archive.open(info, "w", force_zip64=size > 2**31) as out:
+                    for part, _ in files[name]:
+                        body = client.get_object(Bucket=_bucket(), Key=part)["Body"]
+                        for block in iter(lambda: body.read(1024 * 1024), b""):
+                            out.write(block)
 
 
 @dataclass

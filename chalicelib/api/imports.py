@@ -201,7 +201,7 @@ def external_upload(project_id):
                         item.stream, item.size, item.filename)
     if chunk.index < chunk.total - 1:
         return respond({"uploaded": True, "done": False, "asset": None})
-    if not imports.external_assemble(prefix, item.field, chunk.upload_id, chunk.total, name):
+    if not imports.external_chunks_done(prefix, item.field, chunk.upload_id, chunk.total, name):
         raise bad_request("Some chunks are missing; send them, then the last chunk again")
     return respond({"uploaded": True, "done": True, "asset": name})
 
