@@ -500,3 +500,39 @@ def test_external_import_completes_with_its_assets(api, alice, project):
     assert api.get(f"{base(project)}{done['id']}/dsm/tiles.json", token=token).status == 200
     assert s3_keys(imports.external_prefix(project["id"], temp)) == []  # the temporary folder is gone
     assert s3_keys(f"chunks/external-{project['id']}/") == []
+
+
+# ------------------------------------------------------------------ through the local gateway
+
+def test_through_the_gateway_presigned_import_serves_tiles_and_a_thumbnail(live, api, alice):
+    """API Gateway's and Lambda's limits for real: a zip over one event is refused by the route and
+    gets in by presigned PUT; the imported task's map routes read its COGs."""
+    import requests
+
+    project = new_project(api, alice)
+    headers = {"Authorization": f"JWT {alice['token']}"}
+    url = f"{live}{base(project)}import"
+    zip_bytes = node_zip({"odm_report/pad.bin": pseudo_random_bytes("pad", 6 * 1024 * 1024)})
+    refused = requests.post(url, headers=headers, files=[("file", ("all.zip", zip_bytes))], timeout=60)
+    assert refused.status_code == 413 and refused.json() == {"message": "Request Too Long"}
+    presigned = requests.post(url + "/presign", headers=headers, json={"size": len(zip_bytes)}, timeout=30).json()
+    assert requests.put(presigned["url"], data=zip_bytes, headers=presigned["headers"], timeout=60).ok
+    created = requests.post(url + "/", headers=headers, data={"upload": presigned["upload"]}, timeout=30)
+    assert created.status_code == 201, created.text
+    done = run(api, alice, project, created.json())
+    assert done["status"] == 40 and done["images_count"] == 1
+    task_url = f"{live}{base(project)}{done['id']}/"
+    thumbnail = requests.get(task_url + "thumbnail", params={"size": 64}, headers=headers, timeout=30)
+    assert thumbnail.status_code == 200 and thumbnail.headers["Content-Type"] == "image/png"
+    tiles = requests.get(task_url + "orthophoto/tiles.json", headers=headers, timeout=30).json()
+    west, south, east, north = tiles["bounds"]
+    import math
+
+    zoom = tiles["maxzoom"]
+    lon, lat = (west + east) / 2, (south + north) / 2
+    x = int((lon + 180) / 360 * 2**zoom)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2**zoom)
+    tile = requests.get(task_url + f"orthophoto/tiles/{zoom}/{x}/{y}.png", headers=headers, timeout=30)
+    assert tile.status_code == 200 and tile.headers["Content-Type"] == "image/png"
+    raw = requests.get(task_url + "assets/odm_orthophoto/odm_orthophoto.tif", headers=headers, timeout=30)
+    assert raw.status_code == 200 and raw.content[:2] == b"II"  # followed to S3: the COG
