@@ -154,6 +154,14 @@ def test_import_needs_change_rights_on_the_project(api, alice, bob, project):
     assert api.post("/api/projects/999999/tasks/import", token=alice["token"], files=zip_file).status == 404
     assert api.post(url, token=alice["token"], files=zip_file).status == 201
     assert api.post(url + "/", token=alice["token"], files=zip_file).status == 201  # with a slash too
+    edit = f"/api/projects/{project['id']}/edit/"
+    share = {"permissions": [{"username": "bob", "permissions": ["view"]}]}
+    assert api.post(edit, token=alice["token"], json=share).status == 200
+    assert api.post(url, token=bob["token"], files=zip_file).status == 404  # view only: WebODM's 404
+    share["permissions"][0]["permissions"] = ["view", "change"]
+    assert api.post(edit, token=alice["token"], json=share).status == 200
+    assert api.post(url, token=bob["token"], files=zip_file).status == 201
+    assert api.post(url + "/external/init", token=bob["token"]).status == 200
 
 
 def test_webodm_validation_messages(api, alice, project):
@@ -281,6 +289,22 @@ def test_url_import_of_a_missing_file_fails_with_the_status(api, alice, project,
     created = api.post(base(project) + "import", token=alice["token"], data={"url": server.url("/none.zip")})
     failed = run(api, alice, project, created.json)
     assert failed["status"] == 30 and "404" in failed["last_error"]
+
+
+def test_url_import_of_a_crs_without_epsg_code_gets_its_wkt(api, alice, project, serve):
+    """WebODM's `test_task_wkt.py`: a dataset in a CRS with no EPSG code."""
+    feet = rasters.raster_zip(orthophoto=rasters.orthophoto_bytes(crs=rasters.US_FEET_WKT),
+                              dsm=rasters.dem_bytes(crs=rasters.US_FEET_WKT),
+                              dtm=rasters.dem_bytes(crs=rasters.US_FEET_WKT))
+    server = serve({"/feet.zip": feet})
+    created = api.post(base(project) + "import", token=alice["token"], data={"url": server.url("/feet.zip")}).json
+    done = run(api, alice, project, created)
+    assert done["status"] == 40 and done["epsg"] is None
+    assert done["wkt"] and "Transverse_Mercator" in done["wkt"]
+    assert done["srs"]["units"] != "m"
+    reply = api.get(f"{base(project)}{done['id']}/orthophoto/tiles.json", token=alice["token"])
+    assert reply.status == 200 and len(reply.json["bounds"]) == 4
+    assert api.get(f"{base(project)}{done['id']}/download/orthophoto.tif", token=alice["token"]).status == 302
 
 
 # ------------------------------------------------------------------ SSRF
