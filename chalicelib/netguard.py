@@ -145,8 +145,9 @@ class Response:
     """A streamed answer: `status`, `headers` (lower-case names), `url` (after redirects),
     `read(n)`, `close()`; a context manager."""
 
-    def __init__(self, raw, url: str):
+    def __init__(self, raw, url: str, pool=None):
         self._raw = raw
+        self._pool = pool
         self.status: int = raw.status
         self.headers = {k.lower(): v for k, v in raw.headers.items()}
         self.url = url
@@ -169,6 +170,8 @@ class Response:
     def close(self) -> None:
         self._raw.release_conn()
         self._raw.close()
+        if self._pool is not None:
+            self._pool.close()
 
     def __enter__(self) -> "Response":
         return self
@@ -212,16 +215,15 @@ class Fetcher:
         301/302/303 turn a POST into a GET without body, as browsers do; 307/308 keep both."""
         current = url
         for _ in range(self.max_redirects + 1):
-            raw = self._send(self.target(current), method, body, headers)
+            raw, pool = self._send(self.target(current), method, body, headers)
             if raw.status in REDIRECT_CODES and raw.headers.get("location"):
                 location = raw.headers["location"]
-                raw.release_conn()
-                raw.close()
+                Response(raw, current, pool).close()
                 current = urljoin(current, location)
                 if raw.status in (301, 302, 303) and method not in ("GET", "HEAD"):
                     method, body = "GET", None
                 continue
-            return Response(raw, current)
+            return Response(raw, current, pool)
         raise FetchError(f"More than {self.max_redirects} redirects")
 
     def _send(self, target: Target, method: str, body: bytes | None, headers: dict | None):
@@ -243,8 +245,9 @@ class Fetcher:
                                               retries=False, maxsize=1)
         try:
             return pool.urlopen(method, target.path, body=body, headers=sent, redirect=False,
-                                preload_content=False, decode_content=True, assert_same_host=False)
+                                preload_content=False, decode_content=True, assert_same_host=False), pool
         except urllib3.exceptions.HTTPError as exc:
+            pool.close()
             raise FetchError(f"Cannot reach {target.host}: {_reason(exc)}") from None
 
 
