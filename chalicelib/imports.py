@@ -517,12 +517,16 @@ def _read_json(archive: zipfile.ZipFile, name: str):
         return None
 
 
-# WebODM's backup.json holds the task's fields; these are restored (validated as a PATCH would).
-RESTORED_FIELDS = ("name", "options", "public", "public_edit", "potree_scene", "tags", "resize_to")
+# WebODM's backup.json (`write_backup_file`) holds these task fields; `read_backup_file` restores
+# them. Each is validated as a PATCH would validate it; an invalid one is left out.
+RESTORED_FIELDS = ("name", "options", "public", "public_edit", "potree_scene", "tags", "resize_to", "crop")
 
 
 def restored_fields(backup: dict) -> dict:
-    """The fields of a backup.json that a task takes back; invalid ones are left out."""
+    """The fields of a backup.json that a task takes back (`created_at` in epoch seconds, as
+    WebODM writes it, or ISO text; `tags` a list or space-separated text)."""
+    from datetime import datetime, timezone
+
     from pydantic import ValidationError
 
     from .models import TaskWrite
@@ -541,7 +545,44 @@ def restored_fields(backup: dict) -> dict:
     if isinstance(processing_time, int) and not isinstance(processing_time, bool) \
             and -1 <= processing_time < 2**53:
         restored["processing_time"] = processing_time
+    created = backup.get("created_at")
+    try:
+        if isinstance(created, (int, float)) and not isinstance(created, bool):
+            moment = datetime.fromtimestamp(created, timezone.utc)
+        elif isinstance(created, str):
+            moment = datetime.fromisoformat(created.replace("Z", "+00:00")).astimezone(timezone.utc)
+        else:
+            moment = None
+    except (ValueError, OverflowError, OSError):
+        moment = None
+    if moment is not None and 1970 <= moment.year <= 9999:
+        restored["created_at"] = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return restored
+
+
+CONSOLE_TXT = "data/console_output.txt"
+
+
+def backup_console(task_id: str, batch: int = 1000):
+    """The backup's console (`data/console_output.txt`), in batches of lines; nothing when absent."""
+    reader = S3RangeReader(aws.s3(), _bucket(), backup_key(task_id), cache_blocks=1)
+    try:
+        with zipfile.ZipFile(reader) as archive:
+            try:
+                info = archive.getinfo(CONSOLE_TXT)
+            except KeyError:
+                return
+            with archive.open(info) as raw:
+                lines: list[str] = []
+                for line in io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=None):
+                    lines.append(line.rstrip("\n"))
+                    if len(lines) >= batch:
+                        yield lines
+                        lines = []
+                if lines:
+                    yield lines
+    finally:
+        reader.close()
 
 
 def images_json_count(task_id: str) -> int | None:

@@ -196,6 +196,8 @@ def test_file_import_gives_the_processed_result(api, alice, project, original):
     imported = run(api, alice, project, created)
     assert imported["import_url"] == "file://all.zip" and imported["images_count"] == 1
     assert_same_result(done, imported)
+    console = api.get(f"{base(project)}{imported['id']}/output/", token=alice["token"]).json
+    assert console == "Importing assets...\nDone!"
     reply = api.get(f"{base(project)}{imported['id']}/download/orthophoto.tif", token=alice["token"])
     assert reply.status == 302 and f"tasks/{imported['id']}/assets/odm_orthophoto/" in reply.headers["Location"]
     assert api.get(f"{base(project)}{imported['id']}/orthophoto/tiles.json", token=alice["token"]).status == 200
@@ -372,12 +374,15 @@ def test_a_redelivered_import_message_imports_once(api, alice, project, serve):
     assert again["status"] == 40 and server.hits == {"/all.zip": 1}
     assert s3_keys(f"tasks/{created['id']}/") == keys
     assert again["available_assets"] == first["available_assets"]
+    console = api.get(f"{base(project)}{created['id']}/output/", token=alice["token"]).json
+    assert console == "Importing assets...\nDone!"  # replaced, not appended twice
 
 
 # ------------------------------------------------------------------ backup
 
-def backup_zip(task: dict, all_zip: bytes, fields: dict) -> bytes:
-    """WebODM's backup layout: input images at the root, assets/<all.zip's layout>, data/backup.json."""
+def backup_zip(task: dict, all_zip: bytes, fields: dict, console: str | None = None) -> bytes:
+    """WebODM's backup layout (and the `backup` branch's writer): input images at the root,
+    assets/<all.zip's layout>, data/backup.json, data/console_output.txt."""
     source = zipfile.ZipFile(io.BytesIO(all_zip))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
@@ -386,15 +391,23 @@ def backup_zip(task: dict, all_zip: bytes, fields: dict) -> bytes:
         for info in source.infolist():
             zf.writestr("assets/" + info.filename, source.read(info))
         zf.writestr("data/backup.json", json.dumps(fields))
+        if console is not None:
+            zf.writestr("data/console_output.txt", console)
     return out.getvalue()
+
+
+CROP = {"type": "Polygon", "coordinates": [[[-91.995, 46.842], [-91.994, 46.842], [-91.994, 46.843],
+                                            [-91.995, 46.842]]]}
 
 
 def test_backup_zip_restores_the_task(api, alice, project, original):
     done, zip_bytes = original
-    fields = {**done, "name": "Backup test", "potree_scene": {"saved": True}, "public": True,
-              "options": [{"name": "dsm", "value": True}], "tags": ["a", "b"], "resize_to": 2048,
-              "processing_time": 12345, "import_url": "file://all.zip", "status": 40}
-    backup = backup_zip(done, zip_bytes, fields)
+    # WebODM's write_backup_file fields: created_at in epoch seconds, tags as one text.
+    fields = {"name": "Backup test", "potree_scene": {"saved": True}, "public": True,
+              "options": [{"name": "dsm", "value": True}], "tags": "a b", "resize_to": 2048,
+              "processing_time": 12345, "created_at": 1700000000.5, "crop": CROP}
+    console = "line one\nline two\n\nlast line\n"
+    backup = backup_zip(done, zip_bytes, fields, console)
     created = api.post(base(project) + "import", token=alice["token"], files=[("file", ("backup.zip", backup))])
     assert created.status == 201
     imported = run(api, alice, project, created.json)
@@ -403,13 +416,16 @@ def test_backup_zip_restores_the_task(api, alice, project, original):
     assert imported["name"] == "Backup test" and imported["potree_scene"] == {"saved": True}
     assert imported["public"] is True and imported["tags"] == ["a", "b"]
     assert imported["options"] == [{"name": "dsm", "value": True}] and imported["resize_to"] == 2048
-    assert imported["processing_time"] == 12345
+    assert imported["processing_time"] == 12345 and imported["crop"] == CROP
+    assert imported["created_at"] == "2023-11-14T22:13:20.500000Z"
     assert_same_result(done, imported)
     images = [k.rsplit("/", 1)[1] for k in s3_keys(f"tasks/{imported['id']}/images/")]
     assert images == ["img0.jpg", "img1.jpg"]
     for name in images:
         assert s3_bytes(f"tasks/{imported['id']}/images/{name}") == s3_bytes(f"tasks/{done['id']}/images/{name}")
     assert s3_keys(f"tasks/{imported['id']}/import/") == []  # the backup copy is let go
+    lines = api.get(f"{base(project)}{imported['id']}/output/", token=alice["token"], params={"f": "json"}).json
+    assert lines["lines"] == ["line one", "line two", "", "last line"]
     # Public: readable without login, as the original's backup said.
     assert api.get(f"{base(project)}{imported['id']}/").status == 200
 

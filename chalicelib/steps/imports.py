@@ -16,11 +16,13 @@ import time
 
 from .. import assets, imports, netguard, storage
 from ..completion import collect_results
+from ..store import output
 from .context import NOTHING, Outcome, StepContext, failed
 
 log = logging.getLogger(__name__)
 DOWNLOAD_WEIGHT = 0.9            # WebODM: running_progress = downloaded fraction x 0.9
 PROGRESS_EVERY_SECONDS = 2.0
+IMPORTING, DONE = "Importing assets...", "Done!"  # WebODM's console lines of an import
 
 
 def import_task(ctx: StepContext) -> Outcome:
@@ -40,6 +42,9 @@ def import_task(ctx: StepContext) -> Outcome:
         return failed("import", str(exc))
     changes.update({"processing_node": None, "pending_action": None, "processing_time": 0,
                     "last_error": None, "import_source": None})
+    # The console: a backup's own, else WebODM's two lines (replaced, so a re-run adds nothing).
+    _replace_console(ctx, imports.backup_console(task_id) if backup is not None
+                     else [[IMPORTING, DONE]])
     count = imports.images_json_count(task_id)
     if backup is not None:
         changes.update(imports.restored_fields(backup.fields))
@@ -52,6 +57,16 @@ def import_task(ctx: StepContext) -> Outcome:
         imports.forget_backup(task_id)
     return Outcome("import", {}, NOTHING, note=f"{len(changes['available_assets'])} assets"
                    + (", backup restored" if backup is not None else ""))
+
+
+def _replace_console(ctx: StepContext, batches) -> None:
+    output.clear(ctx.task["id"])
+    ctx.save(output.reset_fields())
+    for lines in batches:
+        while lines:
+            ops, fields, consumed = output.append_plan(ctx.task, lines)
+            ctx.save(fields, tuple(ops))
+            lines = lines[consumed:]
 
 
 def _fetch(ctx: StepContext, zip_key: str) -> None:
