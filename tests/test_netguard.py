@@ -21,6 +21,7 @@ class _Server:
     def __init__(self, routes: dict):
         self.routes = routes
         self.requests: list[tuple[str, str]] = []  # (path, Host header)
+        self.methods: list[str] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -29,6 +30,10 @@ class _Server:
 
             def do_GET(self):
                 outer.requests.append((self.path, self.headers.get("Host")))
+                outer.methods.append(self.command)
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
                 status, headers, body = outer.routes.get(self.path, (404, {}, b"no"))
                 self.send_response(status)
                 for key, value in headers.items():
@@ -170,6 +175,20 @@ def test_allowed_redirects_are_followed_and_relative_locations_resolved(servers)
             "GET", f"http://127.0.0.1:{server.port}/a") as answer:
         assert answer.read() == b"done"
         assert answer.url == f"http://127.0.0.1:{server.port}/c"
+
+
+def test_post_redirects_as_browsers_do(servers):
+    """303 (and 301/302) turn a POST into a GET without body; 307 keeps the POST (webhooks)."""
+    server = servers({})
+    server.routes.update({"/see": (303, {"Location": "/done"}, b""), "/keep": (307, {"Location": "/done"}, b""),
+                          "/done": (200, {}, b"ok")})
+    fetcher = Fetcher(True)
+    with fetcher.request("POST", f"http://127.0.0.1:{server.port}/see", body=b"{}",
+                         headers={"Content-Type": "application/json"}) as answer:
+        assert answer.status == 200
+    with fetcher.request("POST", f"http://127.0.0.1:{server.port}/keep", body=b"{}") as answer:
+        assert answer.status == 200
+    assert server.methods == ["POST", "GET", "POST", "POST"]
 
 
 def test_at_most_five_redirects(servers):
