@@ -16,6 +16,7 @@ from chalicelib.api import copies as copy_routes
 from chalicelib.api import exports as export_routes
 from chalicelib.api import groups as group_routes
 from chalicelib.api import keys as key_routes
+from chalicelib.api import imports as import_routes
 from chalicelib.api import nodes as node_routes
 from chalicelib.api import pictures as picture_routes
 from chalicelib.api import presets as preset_routes
@@ -48,7 +49,8 @@ app.api.binary_types.append("*/*")
 
 for blueprint in (auth_routes.bp, user_routes.bp, project_routes.bp, node_routes.bp,
                   task_routes.bp, upload_routes.bp, preset_routes.bp, map_routes.bp, picture_routes.bp,
-                  export_routes.bp, sharing_routes.bp, group_routes.bp, key_routes.bp, copy_routes.bp):
+                  export_routes.bp, sharing_routes.bp, group_routes.bp, key_routes.bp, copy_routes.bp,
+                  import_routes.bp):
     app.register_blueprint(blueprint)
 
 _JSON = {"Content-Type": "application/json"}

@@ -52,6 +52,7 @@ class Settings:
     backup_wait_seconds: float
     copy_multipart_bytes: int
     duplicate_route_seconds: float
+    import_allow_private: bool
 
 
 def _float(name: str, default: float) -> float:
@@ -63,6 +64,17 @@ def _float(name: str, default: float) -> float:
     if not value > 0 or value == float("inf"):
         raise ConfigError(f"{name} must be a positive number, got {raw!r}")
     return value
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
 def _int(name: str, default: int) -> int:
@@ -116,6 +128,8 @@ def settings() -> Settings:
         # S3's CopyObject takes at most 5 GB; above, UploadPartCopy (lowered by tests only)
         copy_multipart_bytes=max(5 * 1024 * 1024, min(5 * 1024**3, _int("ALOFT_COPY_MULTIPART_BYTES", 5 * 1024**3))),
         duplicate_route_seconds=max(0.0, min(20.0, float(_int("ALOFT_DUPLICATE_ROUTE_SECONDS", 10)))),
+        # url imports may reach private/loopback addresses: a lab's default, never a deployment's
+        import_allow_private=_bool("ALOFT_IMPORT_ALLOW_PRIVATE", stage == LOCAL_STAGE),
     )
 
 

@@ -449,6 +449,59 @@ class DropzoneChunk(Request):
     dzchunkbyteoffset: Optional[int] = None
 
 
+class ImportForm(Request):
+    """`tasks/import`: one file (any field name), or `url`, or `upload` (an `import/presign` id);
+    Dropzone chunks with the `dz*` fields."""
+    url: Optional[str] = None
+    name: Optional[str] = None
+    upload: Optional[str] = None
+    dzuuid: Optional[str] = None
+    dzchunkindex: Optional[int] = None
+    dztotalchunkcount: Optional[int] = None
+    dzchunkbyteoffset: Optional[int] = None
+
+
+class ImportPresignRequest(Request):
+    size: Annotated[int, Field(ge=1, le=5 * 1024**3)]
+
+
+class ImportPresignResponse(BaseModel):
+    upload: str
+    url: str
+    method: str
+    headers: dict[str, str]
+    expires_in: int
+
+
+class Uploaded(BaseModel):
+    uploaded: bool
+
+
+class ExternalInit(BaseModel):
+    uuid: str
+
+
+class ExternalUploadForm(Request):
+    """External import upload: `uuid` and ONE file whose field name is the asset type
+    (orthophoto, dsm, dtm, pointcloud, texturedmodel); Dropzone chunks with the `dz*` fields."""
+    uuid: Optional[str] = None
+    dzuuid: Optional[str] = None
+    dzchunkindex: Optional[int] = None
+    dztotalchunkcount: Optional[int] = None
+    dzchunkbyteoffset: Optional[int] = None
+
+
+class ExternalUploaded(BaseModel):
+    uploaded: bool
+    done: bool
+    asset: Optional[str] = None
+
+
+class ExternalCommit(Request):
+    uuid: Optional[str] = None
+    name: Optional[str] = None
+
+
 class Detail(BaseModel):
     detail: str
 

@@ -21,7 +21,8 @@ VERSION = "1.0.0"
 _REF = "#/components/schemas/{model}"
 # Routes WebODM serves with a trailing slash (router routes) keep it in the document.
 _NO_TRAILING_SLASH = re.compile(r"/(download/\{[^}]+\}|assets/\{[^}]+\}|openapi\.json|thumbnail|"
-                                r"images/(thumbnail|download)/\{[^}]+\}|\w+/export|workers/(check|get)/\{[^}]+\})$")
+                                r"images/(thumbnail|download)/\{[^}]+\}|\w+/export|workers/(check|get)/\{[^}]+\}|"
+                                r"tasks/import(/presign|/external/(init|upload|commit))?)$")
 
 
 class MissingDoc(Exception):

@@ -80,7 +80,7 @@ def task_out(task: dict, nodes: dict[int, dict]) -> dict:
         public=bool(task.get("public")), public_edit=bool(task.get("public_edit")),
         resize_to=task.get("resize_to", -1), upload_progress=task.get("upload_progress", 0.0),
         resize_progress=task.get("resize_progress", 0.0),
-        running_progress=task.get("running_progress", 0.0), import_url="",
+        running_progress=task.get("running_progress", 0.0), import_url=task.get("import_url") or "",
         partial=bool(task.get("partial")), potree_scene=task.get("potree_scene") or {},
         epsg=task.get("epsg"), wkt=task.get("wkt"), orthophoto_bands=task.get("orthophoto_bands") or [],
         size=round(task.get("size_bytes", 0) / 1024 / 1024, 6), compacted=False,

@@ -62,5 +62,5 @@ def restart(ctx: StepContext) -> Outcome:
 
 
 def drop(ctx: StepContext) -> Outcome:
-    """Actions Aloft does not carry out (import, compact) are forgotten."""
+    """Actions Aloft does not carry out (compact) are forgotten."""
     return Outcome("drop-action", {"pending_action": None}, NOW, quiet=True)

@@ -9,6 +9,7 @@ each message; nothing else advances a task.
 Which step a task needs, at a glance (`choose`):
 
     pending action REMOVE / CANCEL / RESTART             remove / cancel / restart
+    pending action IMPORT                                import (zip, backup, assets, 40)
     upload bodies still to ingest                        ingest
     pending action RESIZE / other                        resize / drop
     finished (not null/10/20)                            settle (leaves the active set)
@@ -32,7 +33,7 @@ from .. import queue
 from ..config import settings
 from ..models import PendingAction
 from ..store import tasks
-from . import actions, follow, resize, submit
+from . import actions, follow, imports, resize, submit
 from .context import NOTHING, NOW, Abort, Outcome, StepContext
 
 log = logging.getLogger("aloft.steps")
@@ -62,6 +63,8 @@ def choose(ctx: StepContext) -> Step:
         return actions.cancel
     if action == PendingAction.RESTART:
         return actions.restart
+    if action == PendingAction.IMPORT:
+        return imports.import_task
     if task.get("ingest_pending"):
         return submit.ingest_uploads
     if action == PendingAction.RESIZE:
