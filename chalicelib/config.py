@@ -46,6 +46,7 @@ class Settings:
     follow_seconds: int
     upload_concurrency: int
     partial_task_hours: float
+    presigned_uploads: bool
 
 
 def _float(name: str, default: float) -> float:
@@ -65,6 +66,17 @@ def _int(name: str, default: int) -> int:
         return int(raw) if raw.strip() else default
     except ValueError as exc:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _switch(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -103,6 +115,9 @@ def settings() -> Settings:
         follow_seconds=max(0, min(900, _int("ALOFT_FOLLOW_SECONDS", 5))),
         upload_concurrency=max(1, min(32, _int("ALOFT_UPLOAD_CONCURRENCY", 4))),
         partial_task_hours=_float("ALOFT_PARTIAL_TASK_HOURS", 72.0),  # WebODM's CLEANUP_PARTIAL_TASKS
+        # 0: `presign/` answers 404 as on a WebODM server, which has no such route (clients
+        # such as `aloft process` then fall back to WebODM's `upload/`).
+        presigned_uploads=_switch("ALOFT_PRESIGNED_UPLOADS", True),
     )
 
 
