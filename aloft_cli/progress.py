@@ -81,8 +81,8 @@ class UploadDisplay(Progress):
             if percent >= self._next_percent or now - self._last_log > 10 or self._done_files == self._files:
                 self._next_percent = percent - percent % 10 + 10
                 self._last_log = now
-                log(f"uploaded {self._files_text()}, {human_bytes(self._done)} of "
-                    f"{human_bytes(self._total)} ({percent}%)")
+                log(f"upload {percent}%: {human_bytes(self._done)} of {human_bytes(self._total)} sent, "
+                    f"{self._files_text()} done")
 
     def log(self, message: str) -> None:
         if self._bar is not None:

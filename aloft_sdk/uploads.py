@@ -179,7 +179,6 @@ class Uploader:
         if task.get("partial"):
             self._send_all()
             task = self.client.commit(self.project_id, self.state.task_id)
-            self.progress.log(f"committed: {task.get('images_count')} images")
         self.state.update(committed=True)
         return task
 
@@ -209,7 +208,8 @@ class Uploader:
             return
         workers = min(self.parallel, len(pending))
         self._queue_source = iter(pending)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aloft-upload") as pool:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aloft-upload")
+        try:
             if mode == "presign":
                 futures = [pool.submit(self._presign_worker) for _ in range(workers)]
             else:
@@ -217,10 +217,13 @@ class Uploader:
             finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
             errors = [f.exception() for f in finished if f.exception() is not None]
             if errors:
-                self._stop.set()
-                for future in futures:
-                    future.cancel()
                 raise errors[0]
+        except BaseException:
+            # Ctrl-C or a failed file: no new file starts; what is done is in the state file.
+            self._stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
 
     def _detect_mode(self, pending: list[LocalFile]) -> str:
         """`presign` where the server offers presigned uploads, else WebODM's `upload/`."""

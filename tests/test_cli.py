@@ -36,7 +36,7 @@ ORTHOPHOTO = sample_files()["odm_orthophoto/odm_orthophoto.tif"]
 # ---------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def node():
-    fake = FakeNodeODM(processing_seconds=1.0, output_lines=20).start()
+    fake = FakeNodeODM(processing_seconds=0.5, output_lines=20).start()
     yield fake
     fake.stop()
 
@@ -56,10 +56,27 @@ def end_stack(stack: StackProcess) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(node):
-    started = start_stack(node)
+def stacks(node):
+    """Aloft's stack, and one with presigned uploads switched off (a WebODM-like server), both
+    started (and stopped) at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(start_stack, node), pool.submit(start_stack, node, ALOFT_PRESIGNED_UPLOADS="0")]
+        started = [f.result() for f in futures]
     yield started
-    end_stack(started)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(end_stack, started))
+
+
+@pytest.fixture
+def stack(stacks):
+    return stacks[0]
+
+
+@pytest.fixture
+def webodm_like(stacks):
+    return stacks[1]
 
 
 @pytest.fixture
@@ -141,7 +158,7 @@ def test_login_process_wait_download(stack, config, tmp_path):
     # Not a terminal: plain log lines, no bars or escape codes.
     assert "\x1b[" not in done.stderr and "\r" not in done.stderr
     assert "uploading 6 files" in done.stderr and "(presigned PUTs to S3)" in done.stderr
-    assert "uploaded 6/6 files" in done.stderr
+    assert "upload 100%: 300.0 kB of 300.0 kB sent, 6/6 files done" in done.stderr
     assert re.search(r"Running \d+%", done.stderr) and "COMPLETED" in done.stderr, done.stderr
     assert f"downloaded {out / 'orthophoto.tif'}" in done.stderr
     assert not list((config / "uploads").glob("*.json"))  # the job is over: no resume state left
@@ -260,26 +277,22 @@ def test_resume_after_kill_sends_only_the_missing_files(stack, config, tmp_path)
     assert second.stdout.strip() == f"{project['id']}/{tasks[0]['id']}"
 
 
-def test_webodm_upload_fallback_without_presigned_uploads(node, config, tmp_path):
-    webodm_like = start_stack(node, ALOFT_PRESIGNED_UPLOADS="0")
-    try:
-        big = {"DJI_BIG.JPG": fake_image(99, 250_000)}  # 3 Dropzone chunks of 100,000 bytes
-        images = image_folder(tmp_path / "images", 3, size=20_000, big=big)
-        login(webodm_like, config)
-        done = aloft(config, "process", str(tmp_path / "images"), "-p", "Fallback", "--chunk-size", "100000",
-                     "--wait", "--json")
-        assert done.returncode == 0, done.stderr
-        task = json.loads(done.stdout)
-        assert task["status"] == 40 and task["images_count"] == len(images)
-        assert "no presigned uploads: using WebODM's upload/" in done.stderr
-        assert "(WebODM upload/)" in done.stderr
-        presign = requests.post(f"{webodm_like.url}/api/projects/{task['project']}/tasks/{task['id']}/presign/",
-                                headers=webodm_like.headers, json={"files": [{"name": "a.jpg", "size": 1}]})
-        assert presign.status_code == 404 and presign.json() == {"detail": "Not found."}
-        for name, content in images.items():
-            assert stored_image(webodm_like, task, name) == content
-    finally:
-        end_stack(webodm_like)
+def test_webodm_upload_fallback_without_presigned_uploads(webodm_like, config, tmp_path):
+    big = {"DJI_BIG.JPG": fake_image(99, 250_000)}  # 3 Dropzone chunks of 100,000 bytes
+    images = image_folder(tmp_path / "images", 3, size=20_000, big=big)
+    login(webodm_like, config)
+    done = aloft(config, "process", str(tmp_path / "images"), "-p", "Fallback", "--chunk-size", "100000",
+                 "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    task = json.loads(done.stdout)
+    assert task["status"] == 40 and task["images_count"] == len(images)
+    assert "no presigned uploads: using WebODM's upload/" in done.stderr
+    assert "(WebODM upload/)" in done.stderr
+    presign = requests.post(f"{webodm_like.url}/api/projects/{task['project']}/tasks/{task['id']}/presign/",
+                            headers=webodm_like.headers, json={"files": [{"name": "a.jpg", "size": 1}]})
+    assert presign.status_code == 404 and presign.json() == {"detail": "Not found."}
+    for name, content in images.items():
+        assert stored_image(webodm_like, task, name) == content
 
 
 def test_json_output_and_exit_codes(stack, node, config, tmp_path):
