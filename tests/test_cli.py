@@ -281,7 +281,7 @@ def test_webodm_upload_fallback_without_presigned_uploads(webodm_like, config, t
     big = {"DJI_BIG.JPG": fake_image(99, 250_000)}  # 3 Dropzone chunks of 100,000 bytes
     images = image_folder(tmp_path / "images", 3, size=20_000, big=big)
     login(webodm_like, config)
-    done = aloft(config, "process", str(tmp_path / "images"), "-p", "Fallback", "--chunk-size", "100000",
+    done = aloft(config, "process", str(tmp_path / "images"), "-p", "Fallback", "--chunk-size", "100000", "-j", "2",
                  "--wait", "--json")
     assert done.returncode == 0, done.stderr
     task = json.loads(done.stdout)
