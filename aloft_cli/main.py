@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok, 1 task failed or canceled, 2 usage (bad arguments, an unknown project, task or
 asset, a request the server refused), 3 auth (not logged in, wrong credentials, expired token,
-revoked key, no permission), 4 server unreachable (or failing with 5xx after the retries).
+revoked key, no permission), 4 server unreachable (or failing with 5xx after the retries);
+130 interrupted (Ctrl-C), the upload's resume state kept.
 Progress goes to stderr; results (tables, `--json`) to stdout.
 """
 from __future__ import annotations

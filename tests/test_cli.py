@@ -269,6 +269,7 @@ def test_resume_after_kill_sends_only_the_missing_files(stack, config, tmp_path)
     assert "already uploaded: sending the 6 left" in second.stderr
     # Every image was stored exactly once, all of them into the one task.
     assert len(proxy.stored) == len(images) and set(proxy.stored.values()) == {1}, proxy.stored
+    assert proxy.admitted == len(images)  # 4 PUTs, then only the 6 missing ones: none tried twice
     assert {path.rsplit("/", 1)[-1] for path in proxy.stored} == set(images)
     assert all(f"/tasks/{tasks[0]['id']}/images/" in path for path in proxy.stored)
     _, after = project_tasks(stack, "Resume")
