@@ -53,6 +53,7 @@ class Settings:
     copy_multipart_bytes: int
     duplicate_route_seconds: float
     import_allow_private: bool
+    presigned_uploads: bool
 
 
 def _float(name: str, default: float) -> float:
@@ -130,6 +131,9 @@ def settings() -> Settings:
         duplicate_route_seconds=max(0.0, min(20.0, float(_int("ALOFT_DUPLICATE_ROUTE_SECONDS", 10)))),
         # url imports may reach private/loopback addresses: a lab's default, never a deployment's
         import_allow_private=_bool("ALOFT_IMPORT_ALLOW_PRIVATE", stage == LOCAL_STAGE),
+        # 0: `presign/` answers 404 as on a WebODM server, which has no such route (clients
+        # such as `aloft process` then fall back to WebODM's `upload/`).
+        presigned_uploads=_bool("ALOFT_PRESIGNED_UPLOADS", True),
     )
 
 

@@ -55,3 +55,19 @@ def test_deployed_function_without_secret_fails_at_start():
     assert failed.returncode != 0 and "ALOFT_JWT_SECRET" in failed.stderr
     env["ALOFT_JWT_SECRET_ARN"] = "arn:aws:secretsmanager:us-east-1:1:secret:jwt"
     assert subprocess.run([sys.executable, "-c", "import app"], cwd=ROOT, env=env).returncode == 0
+
+
+def test_presigned_uploads_switch(monkeypatch):
+    config.reset()
+    try:
+        assert config.settings().presigned_uploads is True  # on by default
+        for raw, expected in (("0", False), ("off", False), ("1", True), ("true", True)):
+            monkeypatch.setenv("ALOFT_PRESIGNED_UPLOADS", raw)
+            config.reset()
+            assert config.settings().presigned_uploads is expected
+        monkeypatch.setenv("ALOFT_PRESIGNED_UPLOADS", "maybe")
+        config.reset()
+        with pytest.raises(config.ConfigError, match="ALOFT_PRESIGNED_UPLOADS"):
+            config.settings()
+    finally:
+        config.reset()

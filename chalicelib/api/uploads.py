@@ -14,6 +14,7 @@ from chalice import Blueprint
 
 from .. import ingest, limits, queue, storage, uploads
 from ..apidoc import INVALID, doc, gateway_route
+from ..config import settings
 from ..errors import InvalidInput, NotFound, validate
 from ..models import Detail, DropzoneChunk, PresignRequest, PresignResponse, Success, TaskOut
 from ..store import tasks
@@ -47,9 +48,12 @@ gateway_route(
      body=PresignRequest, tags=("uploads",),
      description=("One short-lived URL per file (`name`, exact `size` in bytes, at most 5 GB: one S3 PUT); "
                   "PUT the bytes to it with the given headers, then `commit/`. A name already taken gets a "
-                  "suffix (`a.jpg` -> `a_1.jpg`). The bytes never pass through API Gateway or Lambda."))
+                  "suffix (`a.jpg` -> `a_1.jpg`). The bytes never pass through API Gateway or Lambda. "
+                  "404 when the deployment switched presigned uploads off (`ALOFT_PRESIGNED_UPLOADS=0`)."))
 def presign_uploads(project_id, task_id):
     """Presigned PUTs straight to S3: the path for real datasets (no size ceiling per request)."""
+    if not settings().presigned_uploads:
+        raise NotFound()  # switched off (ALOFT_PRESIGNED_UPLOADS=0): a WebODM server's unknown route
     request = bp.current_request
     _, _, task = caller_task(request, project_id, task_id)
     spec = validate(PresignRequest, parse_body(request).fields)
