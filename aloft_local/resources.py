@@ -90,8 +90,12 @@ def create_queues(prefix: str, sqs, template: dict | None = None) -> None:
         create(logical_id)
 
 
-def create_resources(prefix: str, dynamodb, s3, template: dict | None = None, sqs=None) -> dict[str, str]:
-    """Create missing tables, buckets and queues; returns resource_environment(prefix)."""
+def create_resources(prefix: str, dynamodb, s3, template: dict | None = None, sqs=None,
+                     seed_presets: bool = True) -> dict[str, str]:
+    """Create missing tables, buckets and queues; returns resource_environment(prefix).
+
+    `seed_presets=False` leaves the system presets to their first use, as in a deployment
+    (chalicelib/presets.py); the test fixtures do that, `make run` seeds them at start."""
     template = template or load_template()
     if sqs is None:
         from chalicelib import aws
@@ -128,7 +132,7 @@ def create_resources(prefix: str, dynamodb, s3, template: dict | None = None, sq
     for name in env.values():
         if name in by_name and by_name[name][0] == "table":
             dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
-    if "ALOFT_PRESETS_TABLE" in env:
+    if seed_presets and "ALOFT_PRESETS_TABLE" in env:
         _seed_system_presets(env)
     return env
 

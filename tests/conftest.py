@@ -73,7 +73,7 @@ def aws_env(request):
 
     if "live" not in request.fixturenames:
         with mock_aws():  # cached boto3 clients keep working across mock_aws contexts
-            env = create_resources(TEST_PREFIX, aws.dynamodb(), aws.s3())
+            env = create_resources(TEST_PREFIX, aws.dynamodb(), aws.s3(), seed_presets=False)
             os.environ.update(env)
             config.reset()
             yield env
@@ -93,7 +93,7 @@ def moto_server_environment(endpoint: str):
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     aws.reset()
     try:
-        env = create_resources(TEST_PREFIX, aws.dynamodb(), aws.s3())
+        env = create_resources(TEST_PREFIX, aws.dynamodb(), aws.s3(), seed_presets=False)
         os.environ.update(env)
         config.reset()
         yield env

@@ -14,12 +14,12 @@ Not fuzzed as a superuser: processing-node writes (POST, and PUT/PATCH of the ad
 which contact the generated hostname over the network at once; as alice they are 403s,
 and tests/test_hostile_input.py and tests/test_nodes_api.py cover them as admin.
 
-Bounded for `make test` (`pytest -n 2`: about 2 minutes of the two workers on its own, ~4,000
-requests over 80 operations): a deterministic run of the examples phase, the coverage phase's
-invalid cases (each parameter's wrong types, out-of-range and missing values, one by one) and
-ALOFT_FUZZ_EXAMPLES (default 15) generated cases per operation, valid and invalid. The
-coverage phase's valid boundary cases double its cost for little the fuzzing phase misses;
-`ALOFT_FUZZ_COVERAGE=all` adds them. For a longer random run:
+Bounded for `make test` (`pytest -n 2`: about a minute of the two workers on its own): a
+deterministic run of the examples phase and ALOFT_FUZZ_EXAMPLES (default 25) generated cases
+per operation, valid and invalid. The coverage phase (every parameter's wrong types,
+boundaries and missing values, one at a time: ~4,000 more requests, 2+ minutes) runs with
+ALOFT_FUZZ_COVERAGE=negative (its invalid cases) or =all; what it found is pinned in
+tests/test_fuzz_regressions.py. The long run, before a release:
 `ALOFT_FUZZ_EXAMPLES=200 ALOFT_FUZZ_RANDOM=1 ALOFT_FUZZ_COVERAGE=all .venv/bin/python -m pytest -n 2 tests/test_fuzz_api.py`.
 """
 from __future__ import annotations
@@ -39,8 +39,8 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
 
 from tests.conftest import make_user
 
-MAX_EXAMPLES = int(os.environ.get("ALOFT_FUZZ_EXAMPLES", "15"))
-COVERAGE_MODE = os.environ.get("ALOFT_FUZZ_COVERAGE", "negative")
+MAX_EXAMPLES = int(os.environ.get("ALOFT_FUZZ_EXAMPLES", "25"))
+COVERAGE_MODE = os.environ.get("ALOFT_FUZZ_COVERAGE", "")  # "", "negative" or "all"
 DETERMINISTIC = os.environ.get("ALOFT_FUZZ_RANDOM", "") != "1"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
@@ -54,7 +54,8 @@ def _document() -> dict:
 
 schema = schemathesis.openapi.from_dict(_document(), config=schemathesis.Config.from_dict({
     "generation": {"mode": "all", "deterministic": DETERMINISTIC, "max-examples": MAX_EXAMPLES},
-    "phases": {"examples": {"enabled": True}, "coverage": {"enabled": True, "generation": {"mode": COVERAGE_MODE}},
+    "phases": {"examples": {"enabled": True},
+               "coverage": {"enabled": bool(COVERAGE_MODE), "generation": {"mode": COVERAGE_MODE or "negative"}},
                "fuzzing": {"enabled": True}, "stateful": {"enabled": False}},
 }))
 admin_schema = schema.include(path_regex=r"^/api/admin/users/")

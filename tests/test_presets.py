@@ -21,6 +21,15 @@ NOT_AUTHENTICATED = {"detail": "Authentication credentials were not provided."}
 FIELDS = ["id", "name", "options", "created_at", "system"]
 
 
+@pytest.fixture(autouse=True)
+def seeded(aws_env):
+    """The system presets there from the start, as `make run` seeds them (the other test
+    modules leave them to their first use, as a deployment does)."""
+    from chalicelib.presets import ensure_system_presets
+
+    ensure_system_presets()
+
+
 def _defined() -> list[dict]:
     """The definition file, read as a test reads it: name -> options in WebODM's list form."""
     raw = json.loads(DEFINITION_FILE.read_text())["presets"]
