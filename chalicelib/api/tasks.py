@@ -12,7 +12,7 @@ import uuid as uuid_lib
 
 from chalice import Blueprint, Response
 
-from .. import access, permissions, queue, storage, uploads
+from .. import access, permissions, queue, storage, uploads, webhooks
 from ..apidoc import CONSOLE, INT, LIST_RULE, NO_CONTENT, ORDERING, PAGE, REDIRECT, STR, Param, doc
 from ..errors import ApiError, bad_request, field_error, forbidden, not_found, validate
 from ..models import (MAX_TASKS_PER_PROJECT, OutputJson, PendingAction, StatusCode, Success, TaskOut, TaskPage,
@@ -269,9 +269,11 @@ def _set_pending(project: dict, task: dict, action: PendingAction) -> None:
     if action == PendingAction.CANCEL and updated is not None and not updated.get("uuid") \
             and not tasks.is_leased(updated):
         # Never sent to a node: the cancel completes at once.
+        before = updated
         updated = tasks.mutate(project["id"], task["id"], lambda current: {
             "status": int(StatusCode.CANCELED), "pending_action": None}
             if current.get("pending_action") == PendingAction.CANCEL and not current.get("uuid") else None)
+        webhooks.emit(before, updated)  # `task.canceled` (nothing when it was canceled already)
     if updated is not None and tasks.needs_poller(updated):
         queue.send(updated)
 
