@@ -25,6 +25,7 @@ from chalicelib.api import sharing as sharing_routes
 from chalicelib.api import tasks as task_routes
 from chalicelib.api import uploads as upload_routes
 from chalicelib.api import users as user_routes
+from chalicelib.api import webhooks as webhook_routes
 from chalicelib.api import cors
 from chalicelib.api import maps as map_routes
 from chalicelib.api.common import BODY_CONTENT_TYPES, domain_error_body
@@ -50,7 +51,7 @@ app.api.binary_types.append("*/*")
 for blueprint in (auth_routes.bp, user_routes.bp, project_routes.bp, node_routes.bp,
                   task_routes.bp, upload_routes.bp, preset_routes.bp, map_routes.bp, picture_routes.bp,
                   export_routes.bp, sharing_routes.bp, group_routes.bp, key_routes.bp, copy_routes.bp,
-                  import_routes.bp):
+                  import_routes.bp, webhook_routes.bp):
     app.register_blueprint(blueprint)
 
 _JSON = {"Content-Type": "application/json"}

@@ -34,6 +34,8 @@ class Settings:
     shares_table: str
     groups_table: str
     api_keys_table: str
+    webhooks_table: str
+    webhook_deliveries_table: str
     bucket: str
     jwt_secret: str | None
     jwt_secret_arn: str | None
@@ -54,6 +56,9 @@ class Settings:
     duplicate_route_seconds: float
     import_allow_private: bool
     presigned_uploads: bool
+    webhook_allow_private: bool
+    webhook_retry_seconds: tuple[float, ...]
+    webhook_disable_seconds: float
 
 
 def _float(name: str, default: float) -> float:
@@ -86,6 +91,22 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+WEBHOOK_RETRY_SECONDS = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0)  # 5 s, 5 min, 30 min, 2 h, 5 h, 10 h
+
+
+def _seconds_list(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        values = tuple(float(part) for part in raw.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be comma-separated seconds, got {raw!r}") from exc
+    if not all(0 <= v < float("inf") for v in values):
+        raise ConfigError(f"{name} must be comma-separated seconds, got {raw!r}")
+    return values
+
+
 @functools.lru_cache(maxsize=1)
 def settings() -> Settings:
     env = os.environ.get
@@ -110,6 +131,8 @@ def settings() -> Settings:
         shares_table=env("ALOFT_SHARES_TABLE", "aloft-shares"),
         groups_table=env("ALOFT_GROUPS_TABLE", "aloft-groups"),
         api_keys_table=env("ALOFT_API_KEYS_TABLE", "aloft-api-keys"),
+        webhooks_table=env("ALOFT_WEBHOOKS_TABLE", "aloft-webhooks"),
+        webhook_deliveries_table=env("ALOFT_WEBHOOK_DELIVERIES_TABLE", "aloft-webhook-deliveries"),
         bucket=env("ALOFT_BUCKET", "aloft-data"),
         jwt_secret=secret,
         jwt_secret_arn=secret_arn,
@@ -134,6 +157,12 @@ def settings() -> Settings:
         # 0: `presign/` answers 404 as on a WebODM server, which has no such route (clients
         # such as `aloft process` then fall back to WebODM's `upload/`).
         presigned_uploads=_bool("ALOFT_PRESIGNED_UPLOADS", True),
+        # webhook targets may be http and private/loopback: a lab's default, never a deployment's
+        webhook_allow_private=_bool("ALOFT_WEBHOOK_ALLOW_PRIVATE", stage == LOCAL_STAGE),
+        # the waits before each retry (Standard Webhooks' schedule); tests shorten them
+        webhook_retry_seconds=_seconds_list("ALOFT_WEBHOOK_RETRY_SECONDS", WEBHOOK_RETRY_SECONDS),
+        # a hook whose deliveries failed without a success for this long is disabled
+        webhook_disable_seconds=_float("ALOFT_WEBHOOK_DISABLE_SECONDS", 24 * 3600.0),
     )
 
 

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import nodes as node_service
-from . import housekeeping, queue, removal
+from . import housekeeping, queue, removal, webhooks
 from .config import settings
 from .store import nodes as node_store
 from .store import tasks, work
@@ -65,6 +65,9 @@ def run_cycle(context=None) -> dict:
     for task in active:
         if overdue(task, now):
             _send_again(cycle, task)
+    resent = webhooks.send_due(has_time=lambda: cycle.seconds_left() > 0)
+    if resent:
+        cycle.stats["webhooks_sent"] = resent
     if housekeeping.claim_run():
         cleaned = housekeeping.run(has_time=lambda: cycle.seconds_left() > 0)
         cycle.stats.update({k: v for k, v in cleaned.items() if v})

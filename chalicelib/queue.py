@@ -78,12 +78,13 @@ def send(task: dict, delay: float = 0.0) -> bool:
 @dataclass(frozen=True)
 class JobMessage:
     """A message for one job that is not a task step (`kind`: "export", chalicelib/exports.py, a
-    backup included; "duplicate", chalicelib/duplicate.py)."""
+    backup included; "duplicate", chalicelib/duplicate.py; "webhook", one delivery attempt,
+    chalicelib/webhooks.py)."""
     kind: str
     job: str
 
 
-JOB_KINDS = ("export", "duplicate")
+JOB_KINDS = ("export", "duplicate", "webhook")
 
 
 def send_job(kind: str, job_id: str, delay: float = 0.0) -> bool:

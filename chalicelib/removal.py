@@ -12,7 +12,7 @@ transaction, removes what it can within ROUTE_WORK_SECONDS, and the poller carri
 the job on; the row and the job go together once the last task has gone. Deleting a
 user works the same way for the handover of their projects, deleting a group for its
 memberships. The shares of a deleted project, user or group go with it (store/shares.py), and a
-deleted user's API keys (store/keys.py).
+deleted user's API keys (store/keys.py) and webhooks (store/webhooks.py).
 """
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ import logging
 import time
 from typing import Callable
 
-from . import queue, storage
+from . import queue, storage, webhooks
 from .models import PendingAction
 from .store import groups, keys, output, projects, shares, tasks, users, work
+from .store import webhooks as webhook_store
 from .store.dynamo import ConditionFailed, transact
 
 log = logging.getLogger(__name__)
@@ -78,10 +79,12 @@ def finish_removal(task: dict, check_project: bool = True) -> bool:
     task of a project being deleted takes the project (and its job) with it."""
     storage.delete_task_objects(task["id"])
     output.clear(task["id"])
+    events = webhooks.for_change(task, None)  # `task.removed`, written with the delete
     try:
-        tasks.delete(task)
+        tasks.delete(task, extra=events.ops)
     except ConditionFailed:
         return False
+    events.send()
     if check_project:
         project = projects.get(task["project_id"], include_deleting=True)
         if project is not None and project.get("deleting") and not project.get("tasks"):
@@ -138,9 +141,11 @@ def delete_user(user: dict, successor: dict, context) -> None:
 
 def hand_over(from_user: int, to_user: int, has_time: HasTime) -> bool:
     """Give every visible project of `from_user` to `to_user`, and forget what was shared
-    with `from_user` and their API keys (which stopped working with the user row); True
-    when nothing was left."""
+    with `from_user`, their API keys (which stopped working with the user row) and their
+    webhooks; True when nothing was left."""
     if not keys.delete_for_user(from_user, has_time):
+        return False
+    if not webhook_store.delete_for_user(from_user, has_time):
         return False
     for project_id in projects.ids_for_owner(from_user):
         if not has_time():

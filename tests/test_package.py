@@ -31,7 +31,7 @@ def test_template_has_api_tables_bucket(packaged):
     types = {name: r["Type"] for name, r in resources.items()}
     for table in ("UsersTable", "ProjectsTable", "TasksTable", "TaskOutputTable",
                   "ProcessingNodesTable", "CountersTable", "WorkTable", "PresetsTable", "SharesTable",
-                  "GroupsTable", "ApiKeysTable"):
+                  "GroupsTable", "ApiKeysTable", "WebhooksTable", "WebhookDeliveriesTable"):
         assert types[table] == "AWS::DynamoDB::Table"
         assert resources[table]["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
     assert types["DataBucket"] == "AWS::S3::Bucket"
@@ -57,6 +57,8 @@ def test_iam_policy_is_explicit_and_scoped(packaged):
         if resource["Type"] == "AWS::DynamoDB::Table":
             assert {"Fn::GetAtt": [name, "Arn"]} in tables["Resource"], name
     assert {"Fn::Sub": "${ApiKeysTable.Arn}/index/*"} in tables["Resource"]  # a user's keys: by-user
+    assert {"Fn::Sub": "${WebhooksTable.Arn}/index/*"} in tables["Resource"]  # a user's or a scope's hooks
+    assert {"Fn::Sub": "${WebhookDeliveriesTable.Arn}/index/*"} in tables["Resource"]  # due retries
     role = resources["ApiHandlerRole"]["Properties"]
     assert role["ManagedPolicyArns"] == [{"Ref": "AloftDataAccessPolicy"}]
     inline = role["Policies"][0]["PolicyDocument"]["Statement"]
@@ -214,7 +216,8 @@ def test_data_outlives_the_stack_and_names_are_outputs(packaged):
     resources = template["Resources"]
     stateful = [name for name, r in resources.items()
                 if r["Type"] in ("AWS::DynamoDB::Table", "AWS::S3::Bucket")]
-    assert len(stateful) == 12 and {"PresetsTable", "SharesTable", "GroupsTable", "ApiKeysTable"} <= set(stateful)
+    assert len(stateful) == 14 and {"PresetsTable", "SharesTable", "GroupsTable", "ApiKeysTable", "WebhooksTable",
+                                    "WebhookDeliveriesTable"} <= set(stateful)
     for name in stateful:
         assert resources[name]["DeletionPolicy"] == resources[name]["UpdateReplacePolicy"] == "Retain"
     outputs = template["Outputs"]
@@ -224,6 +227,9 @@ def test_data_outlives_the_stack_and_names_are_outputs(packaged):
     assert outputs["PresetsTableName"]["Value"] == {"Ref": "PresetsTable"}
     assert outputs["SharesTableName"]["Value"] == {"Ref": "SharesTable"}
     assert outputs["ApiKeysTableName"]["Value"] == {"Ref": "ApiKeysTable"}
+    assert outputs["WebhookDeliveriesTableName"]["Value"] == {"Ref": "WebhookDeliveriesTable"}
+    deliveries = resources["WebhookDeliveriesTable"]["Properties"]
+    assert deliveries["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
     assert outputs["JwtSecretArn"]["Value"] == {"Ref": "JwtSecret"}
     variables = template["Globals"]["Function"]["Environment"]["Variables"]  # both functions
     assert variables["ALOFT_JWT_SECRET_ARN"] == {"Ref": "JwtSecret"}

@@ -12,7 +12,7 @@ import uuid as uuid_lib
 
 from chalice import Blueprint, Response
 
-from .. import access, permissions, queue, storage, uploads
+from .. import access, permissions, queue, storage, uploads, webhooks
 from ..apidoc import CONSOLE, INT, LIST_RULE, NO_CONTENT, ORDERING, PAGE, REDIRECT, STR, Param, doc
 from ..errors import ApiError, bad_request, field_error, forbidden, not_found, validate
 from ..models import (MAX_TASKS_PER_PROJECT, OutputJson, PendingAction, StatusCode, Success, TaskOut, TaskPage,
@@ -23,6 +23,7 @@ from ..store import nodes as node_store
 from ..store import output, projects, tasks
 from ..store.dynamo import ConditionFailed, transact
 from . import payload
+from ..taskview import nodes_of as _nodes_of, task_json, task_out  # noqa: F401 - api modules import them here
 from .common import (BODY_CONTENT_TYPES, MAX_ID, Body, caller_task, current_user, int_id, optional_user,
                      parse_body, query_params, respond)
 from .listing import answer, order
@@ -45,50 +46,6 @@ def _load(project_id: str, task_id: str, need: str = "change") -> tuple[dict, di
 def _readable(project_id: str, task_id: str) -> dict:
     """A task the caller may read: a project viewer's, or a public one (even anonymously)."""
     return access.readable_task(optional_user(bp.current_request), project_id, task_id)
-
-
-def _nodes_of(items: list[dict]) -> dict[int, dict]:
-    ids = {t["processing_node"] for t in items if t.get("processing_node") is not None}
-    found = {}
-    for node_id in ids:
-        node = node_store.get(node_id)
-        if node is not None:
-            found[node_id] = node
-    return found
-
-
-def task_out(task: dict, nodes: dict[int, dict]) -> dict:
-    from ..nodes import display_name, rerun_from
-
-    node = nodes.get(task.get("processing_node"))
-    if task.get("copying"):  # a duplicate whose files are being copied: shown as WebODM shows an import
-        task = {**task, "status": int(StatusCode.RUNNING), "pending_action": int(PendingAction.IMPORT),
-                "available_assets": [], "running_progress": 0.0}
-    return TaskOut(
-        id=task["id"], project=task["project_id"],
-        processing_node=node["id"] if node else None,
-        processing_node_name=display_name(node) if node else None,
-        images_count=task.get("images_count", 0),
-        can_rerun_from=rerun_from(node) if node else [],
-        statistics=task.get("statistics") or {}, extent=task.get("extent"), media=0,
-        tags=task.get("tags") or [], crop=task.get("crop"), srs=task.get("srs") or {"name": "", "units": "m"},
-        available_assets=task.get("available_assets") or [], uuid=task.get("uuid") or "",
-        name=task.get("name"), processing_time=task.get("processing_time", -1),
-        auto_processing_node=bool(task.get("auto_processing_node")), status=task.get("status"),
-        last_error=task.get("last_error"), options=task.get("options") or [],
-        created_at=task["created_at"], pending_action=task.get("pending_action"),
-        public=bool(task.get("public")), public_edit=bool(task.get("public_edit")),
-        resize_to=task.get("resize_to", -1), upload_progress=task.get("upload_progress", 0.0),
-        resize_progress=task.get("resize_progress", 0.0),
-        running_progress=task.get("running_progress", 0.0), import_url=task.get("import_url") or "",
-        partial=bool(task.get("partial")), potree_scene=task.get("potree_scene") or {},
-        epsg=task.get("epsg"), wkt=task.get("wkt"), orthophoto_bands=task.get("orthophoto_bands") or [],
-        size=round(task.get("size_bytes", 0) / 1024 / 1024, 6), compacted=False,
-    ).model_dump(mode="json")
-
-
-def task_json(task: dict) -> dict:
-    return task_out(task, _nodes_of([task]))
 
 
 def _check_node(node_id) -> dict[int, dict]:
@@ -312,9 +269,11 @@ def _set_pending(project: dict, task: dict, action: PendingAction) -> None:
     if action == PendingAction.CANCEL and updated is not None and not updated.get("uuid") \
             and not tasks.is_leased(updated):
         # Never sent to a node: the cancel completes at once.
+        before = updated
         updated = tasks.mutate(project["id"], task["id"], lambda current: {
             "status": int(StatusCode.CANCELED), "pending_action": None}
             if current.get("pending_action") == PendingAction.CANCEL and not current.get("uuid") else None)
+        webhooks.emit(before, updated)  # `task.canceled` (nothing when it was canceled already)
     if updated is not None and tasks.needs_poller(updated):
         queue.send(updated)
 

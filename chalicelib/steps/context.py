@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from .. import nodes as node_service
-from .. import queue
+from .. import queue, webhooks
 from ..store import nodes as node_store
 from ..store import tasks
 from ..store.dynamo import ConditionFailed, transact
@@ -116,11 +116,14 @@ class StepContext:
                     remove = queue.CLEAR_FIELDS
             update, new = tasks.update_request(self.task, write, lease_owner=self.owner, release_lease=final,
                                                remove_fields=remove)
+            events = webhooks.for_change(self.task, new)  # written with the change, or not at all
             try:
-                transact(update, *ops) if ops else tasks.write(update)
+                every = (*ops, *events.ops)
+                transact(update, *every) if every else tasks.write(update)
             except ConditionFailed:
                 self._conflict(changes, ops)
                 continue
+            events.send()
             self.task = new
             self.released = final
             return new

@@ -144,6 +144,8 @@ def handle_message(body: str, context=None) -> str:
     if isinstance(message, queue.JobMessage):
         if message.kind == "duplicate":
             from ..duplicate import run_job
+        elif message.kind == "webhook":
+            from ..webhooks import run_job
         else:
             from ..exports import run_job  # an export (WebODM's Celery task) or a backup
 

@@ -197,14 +197,16 @@ def is_leased(task: dict) -> bool:
     return bool(task.get("lease_until")) and task["lease_until"] > time.time()
 
 
-def delete(task: dict, condition_version: bool = True) -> None:
-    """Delete the row (only if unchanged since read) and forget it in its project."""
+def delete(task: dict, condition_version: bool = True, extra: tuple = ()) -> None:
+    """Delete the row (only if unchanged since read) and forget it in its project (and write
+    `extra` transaction parts with it: the webhook messages of its removal)."""
     condition = "#ver = :ver" if condition_version else "attribute_exists(id)"
     values = {":ver": task["version"]} if condition_version else None
     names = {"#ver": "version"} if condition_version else None
     transact(
         ("Delete", _table.delete_request(key(task), condition=condition, names=names, values=values)),
         ("Update", projects.remove_task_request(task["project_id"], task["id"])),
+        *extra,
     )
 
 
