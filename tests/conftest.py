@@ -256,10 +256,24 @@ def bob(aws_env):
 
 
 @pytest.fixture
-def live(aws_env):
+def live(aws_env, _live_gateway):
     """The local stack's real HTTP gateway on a free port: API Gateway's limits, the app's
-    functions in Lambda-like containers (child processes), moto as a server."""
-    with running_gateway() as url:
+    functions in Lambda-like containers (child processes), moto as a server (emptied for
+    each test by `aws_env`)."""
+    return _live_gateway
+
+
+@pytest.fixture(scope="session")
+def _live_gateway(moto_endpoint):
+    """One gateway per test process for every `live` test, so its containers stay warm as a
+    deployment's do: a gateway per test paid a container start (~1 s) on each test's first
+    request. Containers keep nothing of a request but clients and the app (Lambda's rule), so
+    a test sees only the data its emptied moto server holds. Their environment is fixed here:
+    a test that needs other settings in the containers starts its own `running_gateway`."""
+    from aloft_local.resources import resource_environment
+
+    env = {**os.environ, "AWS_ENDPOINT_URL": moto_endpoint, **resource_environment(TEST_PREFIX)}
+    with running_gateway(env=env) as url:
         yield url
 
 

@@ -143,6 +143,7 @@ def test_who_may_ask(api, alice, bob, project, task):
 
 def test_a_large_backup_is_a_worker_job(api, alice, task, monkeypatch):
     monkeypatch.setenv("ALOFT_BACKUP_INLINE_FILES", "3")  # the task holds more files than that
+    monkeypatch.setenv("ALOFT_BACKUP_WAIT_SECONDS", "1")  # no worker runs here: wait briefly, not 20 s
     config.reset()
     reply = api.get(url(task), token=alice["token"])
     assert reply.status == 202, reply.json
@@ -184,3 +185,44 @@ def test_backup_downloads_through_the_gateway(live, api, alice, project):
     for name, data in IMAGES.items():
         assert archive.read(name) == data
     assert json.loads(archive.read("data/backup.json"))["name"] == "My Task"
+
+
+def test_backup_then_import_into_another_project_gives_the_same_task(api, alice, task):
+    """WebODM's round trip (`test_api_task_import.py`): this writer's zip, imported by the
+    importer into another project, restores the task: fields, console, images and assets."""
+    from tests.test_poller import finished, poll_until
+
+    key, _ = redirected_key(api.get(url(task), token=alice["token"]))
+    other = new_project(api, alice, "Elsewhere")
+    created = api.post(f"/api/projects/{other['id']}/tasks/import", token=alice["token"],
+                       files=[("file", ("My-Task-backup.zip", s3_bytes(key)))])
+    assert created.status == 201, created.json
+    restored = poll_until(api, alice, other, created.json, finished)
+    assert restored["status"] == 40, restored
+    original = api.get(url(task)[:-len("backup")], token=alice["token"]).json
+    for field in ("name", "options", "public", "potree_scene", "tags", "processing_time", "crop"):
+        assert restored[field] == original[field], field
+    assert restored["import_url"] == "" and restored["processing_node"] is None
+    assert restored["auto_processing_node"] is False and restored["images_count"] == len(IMAGES)
+    assert sorted(restored["available_assets"]) == sorted(original["available_assets"])
+    lines = api.get(f"/api/projects/{other['id']}/tasks/{restored['id']}/output/", token=alice["token"],
+                    params={"f": "json"}).json
+    assert lines["lines"][:len(CONSOLE)] == CONSOLE
+    for name, data in IMAGES.items():
+        reply = api.get(f"/api/projects/{other['id']}/tasks/{restored['id']}/images/download/{name}",
+                        token=alice["token"])
+        got, _ = redirected_key(reply) if reply.status == 302 else (None, None)
+        assert (s3_bytes(got) if got else reply.body) == data, name
+    for asset in original["available_assets"]:
+        first = api.get(f"/api/projects/{task['project_id']}/tasks/{task['id']}/download/{asset}",
+                        token=alice["token"])
+        again = api.get(f"/api/projects/{other['id']}/tasks/{restored['id']}/download/{asset}",
+                        token=alice["token"])
+        assert again.status == first.status == 302, asset
+        before, after = s3_bytes(redirected_key(first)[0]), s3_bytes(redirected_key(again)[0])
+        if asset.endswith(".zip"):  # archives are rebuilt from assets/: the same members, new dates
+            old_zip, new_zip = zipfile.ZipFile(io.BytesIO(before)), zipfile.ZipFile(io.BytesIO(after))
+            assert sorted(new_zip.namelist()) == sorted(old_zip.namelist()), asset
+            assert all(new_zip.read(n) == old_zip.read(n) for n in old_zip.namelist()), asset
+        else:
+            assert after == before, asset

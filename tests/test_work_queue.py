@@ -119,8 +119,8 @@ def test_commit_cancel_remove_and_completion_reach_the_node_in_seconds(setup):
 
 
 def test_two_stacks_on_one_endpoint_make_exactly_one_node_task_each(stack_process):
-    """Two `make run`s share the moto endpoint (tables, bucket, queue): 20 tasks, 8 workers in
-    all: exactly 20 node tasks, each committed once."""
+    """Two `make run`s share the moto endpoint (tables, bucket, queue): 12 tasks, 8 workers in
+    all: exactly 12 node tasks, each committed once."""
     with FakeNodeODM(processing_seconds=0.3, parallel_tasks=20) as node:
         # Follow-ups every second instead of 5: the same messages, a quicker test.
         first = stack_process(ALOFT_POLL_SECONDS="60", ALOFT_FOLLOW_SECONDS="1")
@@ -129,15 +129,15 @@ def test_two_stacks_on_one_endpoint_make_exactly_one_node_task_each(stack_proces
         client, other = Client(first), Client(second)
         client.node(node)
         created = []
-        for i in range(20):
+        for i in range(12):
             target = client if i % 2 else other
             files = [("images", (f"{j}.jpg", fake_image(i * 10 + j, 5_000))) for j in range(2)]
             created.append((target, requests.post(target.tasks, headers=target.headers, files=files).json()))
         for target, task in created:
             target.wait(task, lambda t: t["status"] in (30, 40, 50), seconds=120)
             assert target.get(task)["status"] == 40
-        assert node.task_creations == 20 and node.calls["commit"] == 20
-        assert len([t for t in node.tasks.values() if t.committed]) == 20
+        assert node.task_creations == 12 and node.calls["commit"] == 12
+        assert len([t for t in node.tasks.values() if t.committed]) == 12
 
 
 def _worker_containers(stack) -> list[int]:
