@@ -13,10 +13,10 @@ import pytest
 import requests
 
 from chalicelib import aws, config
-from chalicelib.store import output, tasks as task_store
-from chalicelib.store.dynamo import transact
+from chalicelib.store import tasks as task_store
 from tests.helpers import complete_in_s3, new_project, s3_bytes, s3_keys
 from tests.sample_data import build_all_zip, sample_files
+from tests.test_task_output import append as append_console
 
 IMAGES = {"DJI_0001.JPG": b"\xff\xd8first image" * 300, "DJI_0002.JPG": b"\xff\xd8second" * 500,
           "gcp_list.txt": b"EPSG:4326\n1 2 3 a.jpg 10 20\n"}
@@ -24,13 +24,6 @@ CONSOLE = ["[INFO] running", "  indented line", "", "[INFO] done"]
 CROP = {"type": "Polygon", "coordinates": [[[-91.99, 46.84], [-91.98, 46.84], [-91.98, 46.85], [-91.99, 46.84]]]}
 
 
-def append_console(project_id: int, task_id: str, node_lines: list[str]) -> None:
-    while node_lines:
-        task = task_store.get(project_id, task_id)
-        ops, changes, consumed = output.append_plan(task, node_lines)
-        update, _ = task_store.update_request(task, changes)
-        transact(update, *ops)
-        node_lines = node_lines[consumed:]
 
 
 def make_task(api, user, project, name="My Task", public=False) -> dict:

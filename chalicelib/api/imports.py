@@ -13,14 +13,13 @@ from chalice import Blueprint
 
 from .. import imports, permissions, queue, uploads
 from ..apidoc import INVALID, doc
-from ..errors import InvalidInput, bad_request, field_error, not_found, validate
+from ..errors import bad_request, field_error, validate
 from ..models import (ExternalCommit, ExternalInit, ExternalUploaded, ExternalUploadForm, ImportForm,
                       ImportPresignRequest, ImportPresignResponse, PendingAction, StatusCode, TaskOut,
                       TaskWrite, Uploaded)
-from ..store import projects, tasks
-from ..store.dynamo import ConditionFailed, transact
+from ..store import tasks
 from .common import BODY_CONTENT_TYPES, Body, int_id, optional_user, parse_body, respond
-from .tasks import _check_room, _new_task, task_json
+from .tasks import check_room, insert_task, new_task, task_json
 
 bp = Blueprint(__name__)
 IMPORT = "/api/projects/{project_id}/tasks/import"
@@ -52,20 +51,15 @@ def _name(body: Body, default: str | None) -> str | None:
 def _create(project: dict, name: str | None, import_url: str, source: dict | None = None,
             task_id: str | None = None) -> dict:
     """The import task, workable at once (WebODM: status RUNNING, pending action IMPORT)."""
-    _check_room(project)
-    task = _new_task(project["id"], TaskWrite(name=name, auto_processing_node=False), partial=False)
+    check_room(project)
+    task = new_task(project["id"], TaskWrite(name=name, auto_processing_node=False), partial=False)
     if task_id:
         task["id"] = task_id
     task.update({"status": int(StatusCode.RUNNING), "pending_action": int(PendingAction.IMPORT),
                  "import_url": import_url, **queue.wake_fields()})
     if source:
         task["import_source"] = source
-    try:
-        transact(tasks.create_request(task), ("Update", projects.add_task_request(project["id"], task["id"])))
-    except ConditionFailed:
-        _check_room(projects.get(project["id"]))
-        raise not_found() from None
-    task["version"] = 1
+    insert_task(project, task)
     queue.send(task)
     return task
 
@@ -112,7 +106,7 @@ def import_task(project_id):
         return respond(task_json(_create(project, name, url)), status=201)
     if upload:
         return _from_presigned(project, name, upload)
-    _check_room(project)
+    check_room(project)
     chunk = uploads.dropzone_chunk(body)
     item = files[0]
     if chunk is None:
@@ -183,15 +177,12 @@ def external_init(project_id):
 def external_upload(project_id):
     project = _project(project_id)
     body = parse_body(bp.current_request)
-    try:
-        prefix = imports.external_folder(project["id"], body.fields.get("uuid"))
-        if len(body.files) != 1:
-            raise InvalidInput(imports.NEED_ONE_FILE)
-        item = body.files[0]
-        name = imports.external_asset_name(item.field, item.filename)
-        chunk = uploads.dropzone_chunk(body)
-    except InvalidInput as refusal:
-        raise bad_request(refusal.body) from None
+    prefix = imports.external_folder(project["id"], body.fields.get("uuid"))  # InvalidInput: a 400
+    if len(body.files) != 1:
+        raise bad_request(imports.NEED_ONE_FILE)
+    item = body.files[0]
+    name = imports.external_asset_name(item.field, item.filename)
+    chunk = uploads.dropzone_chunk(body)
     if chunk is None:
         imports.external_store(prefix, name, item.stream, item.size)
         return respond({"uploaded": True, "done": True, "asset": name})
@@ -216,10 +207,7 @@ def external_upload(project_id):
 def external_commit(project_id):
     project = _project(project_id)
     body = parse_body(bp.current_request)
-    try:
-        prefix = imports.external_folder(project["id"], body.fields.get("uuid"))
-    except InvalidInput as refusal:
-        raise bad_request(refusal.body) from None
+    prefix = imports.external_folder(project["id"], body.fields.get("uuid"))  # InvalidInput: a 400
     name = _name(body, imports.DEFAULT_NAME)
     problems = imports.external_check(prefix)
     if problems:

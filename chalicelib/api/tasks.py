@@ -69,18 +69,30 @@ def _project_ref(value) -> dict | None:
     return projects.get(project_id) if 1 <= project_id <= MAX_ID else None
 
 
-def _check_room(project: dict | None) -> None:
+def check_room(project: dict | None) -> None:
     """400 when a project already holds MAX_TASKS_PER_PROJECT tasks (the bound that keeps a
     page of projects within one API answer)."""
     if projects.is_full(project):
         raise bad_request(f"A project holds at most {MAX_TASKS_PER_PROJECT} tasks")
 
 
+def insert_task(project: dict, task: dict) -> dict:
+    """Store a new task and count it on its project in one transaction: a 400 if the project
+    filled up meanwhile, a 404 if it went away; the task as stored (version 1)."""
+    try:
+        transact(tasks.create_request(task), ("Update", projects.add_task_request(project["id"], task["id"])))
+    except ConditionFailed:
+        check_room(projects.get(project["id"]))
+        raise not_found() from None
+    task["version"] = 1
+    return task
+
+
 def _writable_fields(body: Body) -> dict:
     return {k: v for k, v in body.fields.items() if k in _WRITABLE}
 
 
-def _new_task(project_id: int, data: TaskWrite, partial: bool) -> dict:
+def new_task(project_id: int, data: TaskWrite, partial: bool) -> dict:
     fields = data.model_dump(mode="json")
     fields.pop("partial", None)
     return {**fields, "project_id": project_id, "id": str(uuid_lib.uuid4()), "created_at": utcnow(),
@@ -164,14 +176,8 @@ def create_task(project_id):
     nodes = _check_node(data.processing_node)
     if not partial and len(body.files) < 2:
         raise bad_request("Cannot create task, you need at least 2 images")
-    _check_room(project)
-    task = _new_task(project["id"], data, partial=True)  # hidden from the poller while uploading
-    try:
-        transact(tasks.create_request(task), ("Update", projects.add_task_request(project["id"], task["id"])))
-    except ConditionFailed:
-        _check_room(projects.get(project["id"]))
-        raise not_found() from None
-    task["version"] = 1
+    check_room(project)
+    task = insert_task(project, new_task(project["id"], data, partial=True))  # hidden from the poller while uploading
     changes: dict = {} if partial else {"partial": False}
     if "resize_to" in fields:  # WebODM: RESIZE is pending whenever the key was sent
         changes["pending_action"] = int(PendingAction.RESIZE)
@@ -237,11 +243,11 @@ def update_task(project_id, task_id):
     if updated.get("step_token") != task.get("step_token"):
         queue.send(updated)
     if target["id"] != project["id"]:
-        _check_room(target)
+        check_room(target)
         try:
             updated = tasks.move(updated, target["id"])
         except ConditionFailed:
-            _check_room(projects.get(target["id"]))
+            check_room(projects.get(target["id"]))
             raise ApiError(409, {"detail": "The task changed while it was being moved; try again."}) from None
         if tasks.needs_poller(updated):
             queue.send(updated)  # its messages named the old project: they find nothing now

@@ -173,6 +173,19 @@ class Table:
                values: dict | None = None) -> None:
         self._write(self._client().delete_item, self.delete_request(key, condition, names, values))
 
+    def delete_owned(self, key: dict, owner: int | None = None, owner_attr: str = "user_id") -> bool:
+        """Delete the item if it exists (and belongs to `owner`, when given); False otherwise:
+        one conditional DeleteItem, so checking ownership costs no read."""
+        condition, names, values = "attribute_exists(#k)", {"#k": next(iter(key))}, None
+        if owner is not None:
+            condition += " AND #o = :o"
+            names["#o"], values = owner_attr, {":o": owner}
+        try:
+            self.delete(key, condition=condition, names=names, values=values)
+        except ConditionFailed:
+            return False
+        return True
+
     def query(self, key_condition: str, *, names: dict | None = None, values: dict | None = None,
               index: str | None = None, forward: bool = True, limit: int | None = None,
               filter: str | None = None, consistent: bool = False,

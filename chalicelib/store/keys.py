@@ -39,15 +39,7 @@ def list_for_user(user_id: int) -> list[dict]:
 
 def delete(key_id: str, user_id: int | None = None) -> bool:
     """Delete the key (only if it belongs to `user_id`, when given); False when there was none."""
-    condition, names, values = "attribute_exists(id)", None, None
-    if user_id is not None:
-        condition += " AND #u = :u"
-        names, values = {"#u": "user_id"}, {":u": user_id}
-    try:
-        _table.delete({"id": key_id}, condition=condition, names=names, values=values)
-    except ConditionFailed:
-        return False
-    return True
+    return _table.delete_owned({"id": key_id}, user_id)
 
 
 def touch(key_id: str, now: str, stale_before: str) -> bool:

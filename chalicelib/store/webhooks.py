@@ -70,15 +70,8 @@ def update(hook_id: str, changes: dict, remove: tuple[str, ...] = (), condition:
 
 
 def delete(hook_id: str, user_id: int | None = None) -> bool:
-    condition, names, values = "attribute_exists(id)", None, None
-    if user_id is not None:
-        condition += " AND #u = :u"
-        names, values = {"#u": "user_id"}, {":u": user_id}
-    try:
-        _hooks.delete({"id": hook_id}, condition=condition, names=names, values=values)
-    except ConditionFailed:
-        return False
-    return True
+    """Delete the hook (only if it belongs to `user_id`, when given); False when there was none."""
+    return _hooks.delete_owned({"id": hook_id}, user_id)
 
 
 def delete_for_user(user_id: int, has_time) -> bool:
