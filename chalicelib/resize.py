@@ -6,9 +6,13 @@ the metadata photogrammetry needs: JPEG and PNG keep their EXIF block (GPS, foca
 camera model), XMP and ICC profile. Rules as WebODM's: never enlarge, Lanczos, JPEG quality 100,
 the aspect ratio kept (sides truncated to whole pixels).
 
-TIFF images are sent as they are: Pillow cannot write a TIFF's GPS and EXIF directories back
-(WebODM uses exiftool for that), and a resized image without its GPS would break the
-reconstruction silently. The GCP file's pixel coordinates follow the resized images.
+TIFF images (multispectral and thermal cameras) follow WebODM's rule: resized unless their
+samples are wider than 8 bits in several bands (16-bit multispectral stays as it is). Where
+WebODM's resized TIFF loses its EXIF (Pillow offers none for a TIFF), Aloft copies the tags
+across itself: the first directory's descriptive tags, XMP, and the EXIF and GPS
+sub-directories. The copy is uncompressed because only Pillow's own TIFF writer can write
+sub-directories; libtiff, which it uses for compressed TIFFs, refuses them. The GCP file's
+pixel coordinates follow the resized images.
 """
 from __future__ import annotations
 
@@ -17,9 +21,17 @@ import logging
 
 log = logging.getLogger(__name__)
 
-RESIZABLE = (".jpg", ".jpeg", ".png")
+RESIZABLE = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 UNTOUCHED = ("geo.txt", "image_groups.txt")
 RATIO_METADATA = "resize-ratio"
+TIFF_BITS_PER_SAMPLE = 258
+TIFF_EXIF_IFD, TIFF_GPS_IFD, EXIF_INTEROP_IFD = 0x8769, 0x8825, 0xA005
+# Tags that describe the stored pixels (size, layout, compression, strips, tiles, palette) or
+# point at sub-directories: the writer sets its own; a copied one would describe the original.
+TIFF_LAYOUT_TAGS = frozenset({
+    254, 255, 256, 257, TIFF_BITS_PER_SAMPLE, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320,
+    322, 323, 324, 325, 330, 338, 339, 347, TIFF_EXIF_IFD, TIFF_GPS_IFD, EXIF_INTEROP_IFD,
+})
 
 
 def can_resize(name: str) -> bool:
@@ -40,23 +52,60 @@ def resize_image(name: str, data: bytes, longest_side: int) -> tuple[bytes, floa
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-            if max(width, height) <= longest_side:
+            if max(width, height) <= longest_side or not _samples_resizable(image):
                 return None
             ratio = longest_side / max(width, height)
             size = (max(1, int(width * ratio)), max(1, int(height * ratio)))
             info = dict(image.info)
             fmt = image.format
+            tiff_tags = _tiff_tags(image) if fmt == "TIFF" else None
             resized = image.resize(size, Image.LANCZOS)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        out = io.BytesIO()
+        if tiff_tags is not None:
+            resized.save(out, "TIFF", compression="raw", tiffinfo=tiff_tags)
+        else:
+            keep = {k: info[k] for k in ("exif", "xmp", "icc_profile", "dpi") if info.get(k)}
+            if fmt == "JPEG":
+                resized.save(out, "JPEG", quality=100, **keep)
+            else:
+                resized.save(out, fmt or "PNG", **keep)
+    except (UnidentifiedImageError, OSError, ValueError, RuntimeError) as exc:
         log.warning("Cannot resize %s: %s", name, exc)
         return None
-    keep = {k: info[k] for k in ("exif", "xmp", "icc_profile", "dpi") if info.get(k)}
-    out = io.BytesIO()
-    if fmt == "JPEG":
-        resized.save(out, "JPEG", quality=100, **keep)
-    else:
-        resized.save(out, fmt or "PNG", **keep)
     return out.getvalue(), ratio
+
+
+def _samples_resizable(image) -> bool:
+    """WebODM's rule: 8-bit (or single-band) samples only; Pillow cannot resample 16-bit
+    multi-band images."""
+    if image.format != "TIFF":
+        return True
+    bits = image.tag_v2.get(TIFF_BITS_PER_SAMPLE)
+    if isinstance(bits, tuple) and len(bits) > 1:
+        return bits[0] <= 8
+    return True
+
+
+def _tiff_tags(image):
+    """The TIFF tags a resized copy keeps: descriptive tags of the first directory with their
+    types, and the EXIF and GPS directories (focal length, GPS position) as sub-directories."""
+    from PIL import TiffImagePlugin, TiffTags
+
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    source = image.tag_v2
+    for tag, value in source.items():
+        if tag in TIFF_LAYOUT_TAGS:
+            continue
+        tags[tag] = value
+        if tag in source.tagtype:
+            tags.tagtype[tag] = source.tagtype[tag]
+    exif = image.getexif()
+    for pointer in (TIFF_EXIF_IFD, TIFF_GPS_IFD):
+        directory = {k: v for k, v in exif.get_ifd(pointer).items() if k != EXIF_INTEROP_IFD}
+        if directory:
+            tags.tagtype[pointer] = TiffTags.LONG
+            tags[pointer] = directory
+    return tags
 
 
 def rescale_gcp(text: str, ratios: dict[str, float]) -> str:

@@ -34,6 +34,33 @@ def drone_jpeg(width: int = 1600, height: int = 1200, colour=(40, 160, 90)) -> b
     return out.getvalue()
 
 
+def drone_tiff(mode: str = "RGB", width: int = 800, height: int = 600) -> bytes:
+    """A camera TIFF as multispectral and thermal drones write them: uncompressed, with the
+    EXIF and GPS directories and XMP in the first directory."""
+    from PIL import Image, TiffImagePlugin, TiffTags
+
+    image = Image.new(mode, (width, height), (40, 160, 90) if mode == "RGB" else 1000)
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[0x010F], tags[0x0110] = "MicaSense", "RedEdge-M"
+    tags.tagtype[0x8769], tags[0x8769] = TiffTags.LONG, {0x920A: 5.5}
+    tags.tagtype[0x8825], tags[0x8825] = TiffTags.LONG, dict(GPS)
+    tags[700] = XMP
+    out = io.BytesIO()
+    image.save(out, "TIFF", tiffinfo=tags)
+    return out.getvalue()
+
+
+def sixteen_bit_multiband_tiff() -> bytes:
+    """Three 16-bit bands: WebODM leaves these as they are (Pillow cannot resample them)."""
+    import numpy
+    from rasterio.io import MemoryFile
+
+    with MemoryFile() as memory:
+        with memory.open(driver="GTiff", width=500, height=400, count=3, dtype="uint16") as data:
+            data.write(numpy.full((3, 400, 500), 1000, dtype="uint16"))
+        return memory.read()
+
+
 @pytest.fixture
 def project(api, admin, alice, fake_node):
     register_node(api, admin, fake_node)
@@ -79,6 +106,29 @@ def test_images_reach_the_node_resized_with_their_metadata(api, alice, project, 
         "576710.1 5188110.2 160.3 200 150 dji_0002.jpg gcp2",
         "576720.1 5188120.2 160.5 10 20 missing.jpg gcp3"]
     # The originals stay in S3, byte for byte (images/download serves them).
+    for name, data in originals.items():
+        assert s3_bytes(f"tasks/{done['id']}/images/{name}") == data
+
+
+def test_tiff_images_reach_the_node_resized_with_gps_exif_and_xmp(api, alice, project, fake_node):
+    from PIL import Image
+
+    originals = {"IMG_0001_1.tif": drone_tiff(), "IMG_0001_2.TIFF": drone_tiff("I;16"),
+                 "IMG_0001_3.tif": sixteen_bit_multiband_tiff()}
+    task = create(api, alice, project, [("images", (n, d)) for n, d in originals.items()], resize_to="256")
+    done = poll_until(api, alice, project, task, finished)
+    assert done["status"] == 40 and done["resize_progress"] == 1.0, done
+    on_node = fake_node.tasks[done["uuid"]].images
+    for name, mode in (("IMG_0001_1.tif", "RGB"), ("IMG_0001_2.TIFF", "I;16")):
+        image = Image.open(io.BytesIO(on_node[name]))
+        assert (image.format, image.size, image.mode) == ("TIFF", (256, 192), mode)
+        exif = image.getexif()
+        assert (exif.get(0x010F), exif.get(0x0110)) == ("MicaSense", "RedEdge-M")
+        gps = exif.get_ifd(0x8825)
+        assert (gps[1], gps[2], gps[3], gps[4], gps[6]) == ("N", GPS[2], "W", GPS[4], GPS[6])
+        assert exif.get_ifd(0x8769).get(0x920A) == 5.5
+        assert image.tag_v2.get(700) == XMP
+    assert on_node["IMG_0001_3.tif"] == originals["IMG_0001_3.tif"]
     for name, data in originals.items():
         assert s3_bytes(f"tasks/{done['id']}/images/{name}") == data
 
