@@ -368,16 +368,18 @@ def _hooks_for(project_id: int, event: str) -> list[dict]:
     return chosen[:MAX_HOOKS_PER_USER * 4]
 
 
-def emit(before: dict | None, after: dict | None) -> None:
-    """For a change already written without its messages (an immediate cancel by the API):
-    write them now, then send."""
-    pending = for_change(before, after)
-    for operation in pending.ops:
-        try:
-            store.write(operation)
-        except Exception:  # noqa: BLE001
-            log.exception("Could not record a webhook message")
-    pending.send()
+def write_change(update: tuple[str, dict], before: dict, after: dict, ops: tuple = ()) -> None:
+    """Write a prepared task update, `ops` and the messages it makes in one transaction (or
+    the update alone when there are none), then send their jobs: an event is recorded with
+    its change or not at all, so a function killed after the write loses no event.
+    ConditionFailed when the task changed since `before` was read."""
+    from .store import tasks
+    from .store.dynamo import transact
+
+    events = for_change(before, after)
+    every = (*ops, *events.ops)
+    transact(update, *every) if every else tasks.write(update)
+    events.send()
 
 
 # ---------------------------------------------------------------- delivery

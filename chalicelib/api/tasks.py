@@ -274,12 +274,11 @@ def _set_pending(project: dict, task: dict, action: PendingAction) -> None:
     updated = tasks.mutate(project["id"], task["id"], change)
     if action == PendingAction.CANCEL and updated is not None and not updated.get("uuid") \
             and not tasks.is_leased(updated):
-        # Never sent to a node: the cancel completes at once.
-        before = updated
+        # Never sent to a node: the cancel completes at once, with its `task.canceled`.
         updated = tasks.mutate(project["id"], task["id"], lambda current: {
             "status": int(StatusCode.CANCELED), "pending_action": None}
-            if current.get("pending_action") == PendingAction.CANCEL and not current.get("uuid") else None)
-        webhooks.emit(before, updated)  # `task.canceled` (nothing when it was canceled already)
+            if current.get("pending_action") == PendingAction.CANCEL and not current.get("uuid") else None,
+            writer=webhooks.write_change)
     if updated is not None and tasks.needs_poller(updated):
         queue.send(updated)
 

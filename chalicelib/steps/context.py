@@ -14,7 +14,7 @@ from .. import nodes as node_service
 from .. import queue, webhooks
 from ..store import nodes as node_store
 from ..store import tasks
-from ..store.dynamo import ConditionFailed, transact
+from ..store.dynamo import ConditionFailed
 
 # A task sent elsewhere, or to no node at all, forgets everything of its node: one place.
 NODE_RESET = {"processing_node": None, "uuid": "", "node_committed": False, "node_completed": None,
@@ -116,14 +116,11 @@ class StepContext:
                     remove = queue.CLEAR_FIELDS
             update, new = tasks.update_request(self.task, write, lease_owner=self.owner, release_lease=final,
                                                remove_fields=remove)
-            events = webhooks.for_change(self.task, new)  # written with the change, or not at all
             try:
-                every = (*ops, *events.ops)
-                transact(update, *every) if every else tasks.write(update)
+                webhooks.write_change(update, self.task, new, ops)  # with its events, or not at all
             except ConditionFailed:
                 self._conflict(changes, ops)
                 continue
-            events.send()
             self.task = new
             self.released = final
             return new

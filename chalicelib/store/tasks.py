@@ -133,10 +133,12 @@ def write(operation: tuple[str, dict]) -> None:
 
 
 def mutate(project_id: int, task_id: str, change: Callable[[dict], dict | None],
-           attempts: int = 8) -> dict | None:
+           attempts: int = 8, writer: Callable[[tuple, dict, dict], None] | None = None) -> dict | None:
     """Read-modify-write with retries on version conflicts.
 
     `change(task)` returns the changes to apply (or None to leave the task alone).
+    `writer(update, task, new)` performs the prepared update when the caller writes more
+    with it (webhooks.write_change: the events of the change); by default, the update alone.
     Returns the task as written (or as read when unchanged); None if it is gone.
     """
     for _ in range(attempts):
@@ -146,8 +148,10 @@ def mutate(project_id: int, task_id: str, change: Callable[[dict], dict | None],
         changes = change(task)
         if not changes:
             return task
+        operation, new = update_request(task, changes)
         try:
-            return update(task, changes)
+            (writer or (lambda op, _before, _after: write(op)))(operation, task, new)
+            return new
         except ConditionFailed:
             time.sleep(0.01)
     raise ConditionFailed(f"task {task_id} kept changing")
