@@ -39,7 +39,7 @@ STAGES = ["dataset", "split", "merge", "opensfm", "openmvs", "odm_filterpoints",
 
 AUTO_ADDED_OPTIONS = ("pc-ept", "cog", "gltf")
 
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-7][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
                       re.IGNORECASE)
 
 
@@ -128,36 +128,35 @@ def filter_options(raw: Any, known: list[dict], skip_post_processing: bool) -> l
             raise OptionsError(f"Unexpected token '{raw[:1]}', \"{snippet}\" is not valid JSON") \
                 from None
     if not isinstance(raw, list):
-        raise OptionsError("Invalid options")
-    by_name = {o["name"]: o for o in known}
+        raw = []  # JSON that is not a list counts as no options
+    given: dict[str, Any] = {}
+    for item in raw:  # unknown names are dropped silently; of a name given twice, the first counts
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            given.setdefault(item["name"], item.get("value"))
     result: list[dict] = []
     errors: list[dict] = []
-    for item in raw:
-        if not isinstance(item, dict) or item.get("name") not in by_name:
-            continue  # unknown options are dropped silently
-        spec, value = by_name[item["name"]], item.get("value")
+    for spec in known:  # in the node's /options order, not the request's
+        if spec["name"] not in given:
+            continue
         try:
-            converted = _convert(spec, value)
+            result.append({"name": spec["name"], "value": _convert(spec, given[spec["name"]])})
         except OptionsError as exc:
             errors.append({"name": spec["name"], "error": str(exc)})
-            continue
-        result = [o for o in result if o["name"] != spec["name"]] + [
-            {"name": spec["name"], "value": converted}]
     if errors:
         raise OptionsError(json.dumps(errors, separators=(",", ":")))
     if not skip_post_processing:
         present = {o["name"] for o in result}
         result += [{"name": n, "value": True} for n in AUTO_ADDED_OPTIONS
-                   if n in by_name and n not in present]
+                   if any(o["name"] == n for o in known) and n not in present]
     return result
 
 
 def _convert(spec: dict, value: Any) -> Any:
     type_, domain = spec["type"], spec["domain"]
     if type_ == "bool":
-        if value is True or value in ("true", "1") or (type(value) is int and value == 1):
+        if value is True or value in ("true", "1"):  # strings only: the number 1 is an error
             return True
-        if value is False or value in ("false", "0") or (type(value) is int and value == 0):
+        if value is False or value in ("false", "0"):
             return False
         raise OptionsError(f"Cannot convert {_js_str(value)} to boolean")
     if type_ in ("int", "float"):
@@ -872,6 +871,10 @@ class _Handler(BaseHTTPRequestHandler):
             if task is None or task.committed:
                 self._error("Invalid uuid (not found)")
                 return
+            if not task.images:  # the upload session is dropped
+                del fake.tasks[uuid]
+                self._error("Need at least 1 file.")
+                return
             fake._commit(task, now)
         self._json({"uuid": uuid})
 
@@ -995,19 +998,23 @@ class _Handler(BaseHTTPRequestHandler):
     def _route_restart(self, fake: FakeNodeODM, query: dict, fields: dict, files: list) -> None:
         with fake._lock:
             now = fake._advance()
+            options = None
+            if fields.get("uuid") and "options" in fields:  # checked before the task is looked up
+                known = fake.tasks.get(str(fields["uuid"]))
+                try:
+                    options = filter_options(fields["options"], fake.options_list,
+                                             bool(known and known.skip_post_processing))
+                except OptionsError as exc:
+                    self._error(str(exc))
+                    return
             task = self._action_task(fake, fields)
             if task is None:
                 return
             if task._state not in (CANCELED, FAILED, COMPLETED):
                 self._json({"success": False, "error": "Task cannot be restarted"})
                 return
-            if "options" in fields:
-                try:
-                    task.options = filter_options(fields["options"], fake.options_list,
-                                                  task.skip_post_processing)
-                except OptionsError as exc:
-                    self._error(str(exc))
-                    return
+            if options is not None:
+                task.options = options
             task.date_created = int(time.time() * 1000)
             fake._enqueue(task, now)
         self._json({"success": True})

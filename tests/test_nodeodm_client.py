@@ -168,8 +168,8 @@ def test_full_flow_streams_upload_and_download(client, node):
     assert info.uuid == uuid and info.name == "flight 1"
     assert info.status in (10, 20) and 0 <= info.progress < 100
     assert info.images_count == 2  # geo.txt is not an image
-    assert info.options == [{"name": "dsm", "value": True},
-                            {"name": "orthophoto-resolution", "value": 2},
+    assert info.options == [{"name": "orthophoto-resolution", "value": 2},  # the node's /options order
+                            {"name": "dsm", "value": True},
                             {"name": "pc-ept", "value": True}, {"name": "cog", "value": True},
                             {"name": "gltf", "value": True}]
     assert info.date_created and abs(info.date_created / 1000 - time.time()) < 60
@@ -430,8 +430,8 @@ def test_cancel_restart_remove(client, node):
     restarted = client.task_info(uuid, with_output=0)
     assert (restarted.status, restarted.progress, restarted.output) == (10, 0.0, [])
     assert restarted.processing_time == -1
-    assert restarted.options == [{"name": "mesh-size", "value": 1000},
-                                 {"name": "dsm", "value": False},
+    assert restarted.options == [{"name": "dsm", "value": False},
+                                 {"name": "mesh-size", "value": 1000},
                                  {"name": "pc-ept", "value": True},
                                  {"name": "cog", "value": True}, {"name": "gltf", "value": True}]
     assert node.calls["restart"] == 3
@@ -528,6 +528,28 @@ def test_fake_protocol_details(node):
     chosen = "6f1c7a2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
     assert requests.post(f"{url}/task/new/init", headers={"set-uuid": chosen},
                          timeout=5).json() == {"uuid": chosen}
+    v7 = "0190f1c7-a2e3-7b4d-8e5f-8a9b0c1d2e3f"  # NodeODM takes UUID versions 1 to 5 only
+    assert requests.post(f"{url}/task/new/init", headers={"set-uuid": v7},
+                         timeout=5).json() == {"error": f"Invalid set-uuid: {v7}"}
+    # Seen on a real NodeODM: a commit with nothing uploaded drops the upload session.
+    assert requests.post(f"{url}/task/new/commit/{chosen}", timeout=5).json() == \
+        {"error": "Need at least 1 file."}
+    assert requests.post(f"{url}/task/new/commit/{chosen}", timeout=5).json() == \
+        {"error": "Invalid uuid (not found)"}
+    # Options as a real NodeODM filters them: booleans from strings only, the first of a name
+    # given twice, the node's /options order, and JSON that is not a list counts as none.
+    bad_bool = json.dumps([{"name": "dsm", "value": 1}])
+    assert requests.post(f"{url}/task/new/init", files=[("options", (None, bad_bool))], timeout=5).json() == \
+        {"error": '[{"name":"dsm","error":"Cannot convert 1 to boolean"}]'}
+    twice = json.dumps([{"name": "crop", "value": 1}, {"name": "dsm", "value": "true"}, {"name": "crop", "value": 2}])
+    kept = requests.post(f"{url}/task/new/init", files=[("options", (None, twice))], timeout=5).json()["uuid"]
+    assert node.tasks[kept].options[:2] == [{"name": "dsm", "value": True}, {"name": "crop", "value": 1}]
+    not_a_list = requests.post(f"{url}/task/new/init", files=[("options", (None, '{"dsm": true}'))],
+                               timeout=5).json()["uuid"]
+    assert [o["name"] for o in node.tasks[not_a_list].options] == ["pc-ept", "cog", "gltf"]
+    # A restart checks its options before it looks the task up.
+    assert requests.post(f"{url}/task/restart", data={"uuid": chosen, "options": bad_bool}, timeout=5).json() == \
+        {"error": '[{"name":"dsm","error":"Cannot convert 1 to boolean"}]'}
 
     node.processing_seconds = 0
     assert requests.get(f"{url}/task/{uuid}/info", timeout=5).json()["status"] == {"code": 40}
