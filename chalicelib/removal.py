@@ -74,12 +74,13 @@ def remove_task(task: dict, immediate: bool = True) -> None:
         queue.send(marked)
 
 
-def finish_removal(task: dict, check_project: bool = True) -> bool:
+def finish_removal(task: dict, check_project: bool = True, hooks: list[dict] | None = None) -> bool:
     """Delete objects, output and the row; False if the task changed meanwhile. The last
-    task of a project being deleted takes the project (and its job) with it."""
+    task of a project being deleted takes the project (and its job) with it. `hooks`: the
+    project's webhooks, looked up once by a caller that removes many of its tasks."""
     storage.delete_task_objects(task["id"])
     output.clear(task["id"])
-    events = webhooks.for_change(task, None)  # `task.removed`, written with the delete
+    events = webhooks.for_change(task, None, hooks)  # `task.removed`, written with the delete
     try:
         tasks.delete(task, extra=events.ops)
     except ConditionFailed:
@@ -113,6 +114,7 @@ def remove_project(project_id: int, has_time: HasTime) -> bool:
     if project is None or not project.get("deleting"):
         work.delete(work.remove_project_id(project_id))  # gone already (or never hidden)
         return True
+    hooks = None  # looked up once per pass, at the first task removed here
     for task_id in sorted(project.get("tasks") or ()):
         if not has_time():
             return False
@@ -120,7 +122,9 @@ def remove_project(project_id: int, has_time: HasTime) -> bool:
         if marked is None:
             projects.forget_task(project_id, task_id)
         elif can_finish_now(marked):
-            finish_removal(marked, check_project=False)
+            if hooks is None:
+                hooks = webhooks.project_hooks(project_id)
+            finish_removal(marked, check_project=False, hooks=hooks)
         else:
             queue.send(marked)  # on a node: its worker removes it there (a repeat is harmless)
     if not shares.remove_project(project_id, has_time):

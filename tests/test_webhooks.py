@@ -304,6 +304,26 @@ def test_a_cancel_before_any_node_is_delivered(api, alice, receiver):
     assert good.events() == ["task.canceled"] and isinstance(good.got[0]["verified"], dict)
 
 
+def test_deleting_a_project_sends_task_removed_for_each_task_to_each_hook(api, admin, alice, bob, receiver):
+    """The project's hooks are looked up once for all its tasks; each task still reaches the
+    owner's hook and a sharee's project hook, and not a hook that wants other events."""
+    project = new_project(api, alice)  # no node: the tasks are removed by the route itself
+    api.post(f"/api/projects/{project['id']}/edit/", token=alice["token"],
+             json={"permissions": [{"username": "bob", "permissions": ["view"]}]})
+    owners, sharees, other = receiver(), receiver(), receiver()
+    owners.secret = create(api, alice, url=owners.url(), events=["task.removed"]).json["secret"]
+    sharees.secret = create(api, bob, url=sharees.url(), events=["task.removed"], project=project["id"]).json["secret"]
+    other.secret = create(api, alice, url=other.url(), events=["task.completed"]).json["secret"]
+    ids = {api.post(f"/api/projects/{project['id']}/tasks/", token=alice["token"], files=image_files(2)).json["id"]
+           for _ in range(3)}
+    assert api.delete(f"/api/projects/{project['id']}/", token=alice["token"]).status == 204
+    api.work()
+    for hook in (owners, sharees):
+        assert hook.events() == ["task.removed"] * 3
+        assert {got["verified"]["data"]["id"] for got in hook.got} == ids
+    assert other.got == []
+
+
 # ------------------------------------------------------------------ the live stack
 
 def _wait(predicate, seconds: float, what: str):
