@@ -30,7 +30,8 @@ TIFF_EXIF_IFD, TIFF_GPS_IFD, EXIF_INTEROP_IFD = 0x8769, 0x8825, 0xA005
 # point at sub-directories: the writer sets its own; a copied one would describe the original.
 TIFF_LAYOUT_TAGS = frozenset({
     254, 255, 256, 257, TIFF_BITS_PER_SAMPLE, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320,
-    322, 323, 324, 325, 330, 338, 339, 347, TIFF_EXIF_IFD, TIFF_GPS_IFD, EXIF_INTEROP_IFD,
+    322, 323, 324, 325, 330, 338, 339, 347, 529, 530, 531, 532,  # 529-532: YCbCr (JPEG-in-TIFF)
+    TIFF_EXIF_IFD, TIFF_GPS_IFD, EXIF_INTEROP_IFD,
 })
 
 
