@@ -43,6 +43,10 @@ _KEY_TEXT = re.compile(r"aloft_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 _KEY_ID = re.compile(r"[0-9a-f]{16}")
 TOUCH_SECONDS = 60  # `last_used_at` is at most this old while the key is in use
 MAX_KEYS_PER_USER = 100  # so a user's list stays one small answer
+# An expired key stays listed this long (its owner sees why a script stopped), then the
+# table's TTL (`expires`, epoch seconds) deletes it, so dead keys neither pile up nor count
+# against MAX_KEYS_PER_USER for ever.
+EXPIRED_KEPT_DAYS = 30
 BAD_KEY = "Error decoding signature."  # what djangorestframework-jwt answers a bad token
 EXPIRED = "Signature has expired."
 INACTIVE = "User account is disabled."
@@ -156,6 +160,8 @@ def create_for(user: dict, fields: dict) -> dict:
                 "hash": key_hash(text), "created_at": utcnow()}
         if data.expires_at:
             item["expires_at"] = data.expires_at
+            expiry = datetime.strptime(data.expires_at, _ISO).replace(tzinfo=timezone.utc)
+            item["expires"] = int((expiry + timedelta(days=EXPIRED_KEPT_DAYS)).timestamp())
         try:
             store.create(item)
         except store.DuplicateKeyId:

@@ -200,7 +200,11 @@ def test_keys_are_hashed_at_rest(api, alice):
     assert key not in stored and secret not in stored and secret[:16] not in stored
     assert item["hash"] == {"S": hashlib.sha256(key.encode()).hexdigest()}
     assert item["id"] == {"S": created["id"]} and item["user_id"] == {"N": str(alice["id"])}
-    assert set(item) == {"id", "user_id", "username", "name", "hash", "created_at", "expires_at", "last_used_at"}
+    assert set(item) == {"id", "user_id", "username", "name", "hash", "created_at", "expires_at", "last_used_at",
+                         "expires"}
+    # the table's TTL deletes an expired key EXPIRED_KEPT_DAYS after it stopped working
+    expiry = datetime.strptime(created["expires_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    assert int(item["expires"]["N"]) == int(expiry.timestamp()) + 30 * 86400
     # the user index (what lists read) does not even hold the hash
     index = aws.dynamodb().query(TableName=config.settings().api_keys_table, IndexName="by-user",
                                  KeyConditionExpression="user_id = :u",

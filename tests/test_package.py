@@ -16,12 +16,23 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("package") / "build"
-    chalice = Path(sys.executable).with_name("chalice")
-    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
-    subprocess.run([str(chalice), "package", "--merge-template", "infra/resources.json",
-                    "--stage", "prod", str(out)], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=600)
+    """`chalice package`, built once per test run: the xdist workers share the output, and a
+    lock keeps two of them from writing chalice's dependency cache (.chalice/deployments) at
+    once, which a fresh clone (no cache yet) would otherwise race on."""
+    import fcntl
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # this run's folder, the same for every xdist worker
+    out = shared / "package-build"
+    with open(shared / "package-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "sam.json").exists():
+            chalice = Path(sys.executable).with_name("chalice")
+            env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+            subprocess.run([str(chalice), "package", "--merge-template", "infra/resources.json",
+                            "--stage", "prod", str(out)], cwd=ROOT, env=env, check=True,
+                           capture_output=True, timeout=600)
     return out
 
 
@@ -230,6 +241,8 @@ def test_data_outlives_the_stack_and_names_are_outputs(packaged):
     assert outputs["WebhookDeliveriesTableName"]["Value"] == {"Ref": "WebhookDeliveriesTable"}
     deliveries = resources["WebhookDeliveriesTable"]["Properties"]
     assert deliveries["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
+    keys = resources["ApiKeysTable"]["Properties"]  # expired keys go 30 days after their expiry
+    assert keys["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
     assert outputs["JwtSecretArn"]["Value"] == {"Ref": "JwtSecret"}
     variables = template["Globals"]["Function"]["Environment"]["Variables"]  # both functions
     assert variables["ALOFT_JWT_SECRET_ARN"] == {"Ref": "JwtSecret"}
