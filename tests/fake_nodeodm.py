@@ -226,6 +226,7 @@ class FakeTask:
     _end_lines: int = 0
     _end_processing_ms: int = -1
     has_zip: bool = False                   # all.zip exists on "disk" (kept across restarts)
+    setup_until: float = 0.0                # monotonic: reported RUNNING/-1 while queued before this
 
     @property
     def status(self) -> int | None:
@@ -275,7 +276,10 @@ class FakeTask:
 
     def info_json(self, now: float, with_output: Any = None) -> dict:
         progress, processing_ms, lines = self._view(now)
-        status: dict = {"code": self._state}
+        code = self._state
+        if code == QUEUED and now < self.setup_until:
+            code = RUNNING  # NodeODM's new task: RUNNING with processingTime -1 while set up
+        status: dict = {"code": code}
         if self.error_message:
             status["errorMessage"] = self.error_message
         data: dict = {"uuid": self.uuid}
@@ -355,6 +359,10 @@ class FakeNodeODM:
         self.refuse_uploads = False
         self.force_status: int | None = None  # answer everything with this status, text body
         self.output_lines = output_lines
+        # A real NodeODM reports a new task RUNNING (processingTime -1) while it moves the
+        # images into place, then QUEUED if others are ahead, then RUNNING when it starts:
+        # for this long after a commit, a task still waiting for a slot reads RUNNING.
+        self.setup_seconds = 0.0
         self._all_zip = all_zip
         self.options_list: list[dict] = default_options()
         self.info_overrides: dict = {}       # merged into /info (a value of ... removes the key)
@@ -573,6 +581,7 @@ class FakeNodeODM:
 
     def _commit(self, task: FakeTask, now: float) -> None:
         task.committed = True
+        task.setup_until = now + self.setup_seconds
         count = task.images_count
         if self.max_images is not None and count > self.max_images:
             self._seq += 1

@@ -78,6 +78,28 @@ def test_quickstart_flow(api, alice, fake_node, setup):
     assert s3_keys(f"tasks/{task['id']}/") == []
 
 
+def test_a_task_being_set_up_on_a_busy_node_reads_queued_not_running(api, alice, fake_node, setup):
+    """A real NodeODM reports a new task RUNNING with processingTime -1 while it sets it up,
+    then QUEUED behind the running one: Aloft shows 10 until the run starts, never 20 → 10."""
+    _, project = setup
+    fake_node.processing_seconds, fake_node.setup_seconds = 60, 60
+    first = api.post(f"/api/projects/{project['id']}/tasks/", token=alice["token"], files=image_files(2)).json
+    poll_until(api, alice, project, first, lambda t: t["status"] == 20)
+    second = api.post(f"/api/projects/{project['id']}/tasks/", token=alice["token"], files=image_files(2)).json
+    queued = poll_until(api, alice, project, second, lambda t: t["uuid"] is not None and t["status"] is not None)
+    node_view = fake_node.tasks[queued["uuid"]]
+    for _ in range(3):
+        api.poll()
+        assert node_view.info_json(time.monotonic())["status"] == {"code": 20}  # what the node says
+        assert node_view.processing_time == -1
+        assert api.get(task_url(project, second), token=alice["token"]).json["status"] == 10
+    fake_node.processing_seconds = 0.5
+    api.post(task_url(project, first, "cancel/"), token=alice["token"])  # frees the node's slot
+    seen = []
+    done = poll_until(api, alice, project, second, lambda t: seen.append(t["status"]) or finished(t))
+    assert done["status"] == 40 and (20 not in seen or 10 not in seen[seen.index(20):]), seen
+
+
 def test_status_40_only_once_downloads_work(api, alice, fake_node, setup):
     _, project = setup
     task = new_task(api, alice, project)

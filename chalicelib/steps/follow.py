@@ -40,6 +40,11 @@ def poll(ctx: StepContext) -> Outcome:
     if info.error_message:
         changes["last_error"] = info.error_message
     status = info.status
+    if status == StatusCode.RUNNING and info.processing_time < 0:
+        # NodeODM reports a new task RUNNING with processingTime -1 while it sets it up, then
+        # QUEUED behind others; a run starts its clock at once. Counted as queued, so a busy
+        # node does not make a task flap RUNNING → QUEUED → RUNNING (nor send task.running twice).
+        status = StatusCode.QUEUED
     if status == StatusCode.RUNNING:
         changes["running_progress"] = round(min(100.0, max(0.0, info.progress)) / 100 * RUNNING_WEIGHT, 4)
     if status in (StatusCode.QUEUED, StatusCode.RUNNING, StatusCode.CANCELED):
