@@ -217,7 +217,7 @@ def _plan_members(infos: list[zipfile.ZipInfo], key_prefix: str
     return ordered, skipped
 
 
-def _part_size_for(size: int) -> int:
+def part_size_for(size: int) -> int:
     """PART_SIZE, or more when needed to stay within S3's 10,000 parts."""
     need = math.ceil(size / (S3_MAX_PARTS - 100)) if size else 0
     return max(PART_SIZE, math.ceil(need / MiB) * MiB)
@@ -306,7 +306,7 @@ def _extract_members(zf: zipfile.ZipFile, s3_client, bucket: str, assets_prefix:
                     uploader.put(key, data, ctype)
                 else:
                     with S3MultipartWriter(s3_client, bucket, key, ctype,
-                                           _part_size_for(info.file_size)) as out, \
+                                           part_size_for(info.file_size)) as out, \
                             zf.open(info) as src:
                         shutil.copyfileobj(src, out, COPY_CHUNK)
                     if path == STATS_PATH and info.file_size <= MAX_STATS_BYTES:
@@ -432,7 +432,7 @@ def _build_folder_zip(s3_client, bucket: str, key: str, reader: S3RangeReader,
                       members: list[tuple[str, zipfile.ZipInfo]]) -> None:
     total = sum(info.compress_size for _, info in members) + 200 * len(members)
     with S3MultipartWriter(s3_client, bucket, key, "application/zip",
-                           _part_size_for(total)) as out:
+                           part_size_for(total)) as out:
         copier = _RawZipCopier(out, reader)
         for name, info in members:
             copier.add(name, info)

@@ -386,7 +386,7 @@ def join_chunks(prefix: str, key: str) -> int:
                    key=lambda o: int(o["Key"][len(prefix):]))
     total = sum(p["Size"] for p in parts)
     with S3MultipartWriter(client, _bucket(), key, ZIP_CONTENT_TYPE if key.endswith(".zip") else None,
-                           assets._part_size_for(total)) as writer:
+                           assets.part_size_for(total)) as writer:
         for part in parts:
             body = client.get_object(Bucket=_bucket(), Key=part["Key"])["Body"]
             for block in iter(lambda: body.read(1024 * 1024), b""):
@@ -406,7 +406,7 @@ def pack_external(prefix: str, key: str) -> None:
     client = aws.s3()
     files = external_files(prefix)
     total = sum(size for parts in files.values() for _, size in parts)
-    with S3MultipartWriter(client, _bucket(), key, ZIP_CONTENT_TYPE, assets._part_size_for(total)) as writer:
+    with S3MultipartWriter(client, _bucket(), key, ZIP_CONTENT_TYPE, assets.part_size_for(total)) as writer:
         with zipfile.ZipFile(writer, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
             for name in sorted(files):
                 info = zipfile.ZipInfo(EXTERNAL_PATHS[name], date_time=(1980, 1, 1, 0, 0, 0))
@@ -479,7 +479,7 @@ def unpack_backup(task_id: str) -> Backup | None:
                     images += 1
             total = sum(i.compress_size for _, i in members) + 200 * len(members)
             with S3MultipartWriter(client, bucket, prefix + "all.zip", ZIP_CONTENT_TYPE,
-                                   assets._part_size_for(total)) as out:
+                                   assets.part_size_for(total)) as out:
                 copier = _RawZipCopier(out, reader)
                 for inner, info in members:
                     copier.add(inner, info)
@@ -498,7 +498,7 @@ def forget_backup(task_id: str) -> None:
 def _put_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str) -> None:
     client = aws.s3()
     with archive.open(info) as src, S3MultipartWriter(client, _bucket(), key, None,
-                                                      assets._part_size_for(info.file_size)) as out:
+                                                      assets.part_size_for(info.file_size)) as out:
         for block in iter(lambda: src.read(1024 * 1024), b""):
             out.write(block)
 
@@ -611,7 +611,7 @@ def download(url: str, key: str, progress: Callable[[int, int | None], None],
         total = answer.length
         written = 0
         with S3MultipartWriter(aws.s3(), _bucket(), key, ZIP_CONTENT_TYPE,
-                               assets._part_size_for(total or 0)) as writer:
+                               assets.part_size_for(total or 0)) as writer:
             while True:
                 block = answer.read(1024 * 1024)
                 if not block:
