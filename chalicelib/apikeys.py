@@ -30,7 +30,7 @@ import secrets
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, BeforeValidator, StringConstraints
+from pydantic import BaseModel, BeforeValidator, StringConstraints, ValidationError
 
 from .errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied, drf_errors
 from .models import Request, utcnow
@@ -145,8 +145,6 @@ def _new_key() -> tuple[str, str]:
 
 def create_for(user: dict, fields: dict) -> dict:
     """Create a key of the caller's: the answer holds the whole key, the table its hash."""
-    from pydantic import ValidationError
-
     try:
         data = ApiKeyWrite.model_validate(fields)
     except ValidationError as exc:

@@ -18,10 +18,15 @@ WebODM forgets its results after a day (`cleanup_tmp_directory`).
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import time
 import uuid
+from typing import Callable
 
-from . import assets, storage
+from . import assets, aws, queue, storage
+from .config import settings
+from .store import tasks
 from .store.dynamo import ConditionFailed, Table
 
 log = logging.getLogger(__name__)
@@ -153,8 +158,6 @@ def get(job_id: str) -> dict | None:
 
 def send(job: dict, delay: float = 0.0) -> bool:
     """The job's work message (False when SQS refused: `check` sends it again later)."""
-    from . import queue
-
     return queue.send_job(job.get("kind", KIND), job["job"], delay)
 
 
@@ -266,8 +269,10 @@ def check_body(job: dict | None) -> dict:
 
 # ------------------------------------------------------------------ the worker's part
 
-def run_job(job_id: str, context=None) -> str:
-    """Run one export job to its end (the worker, for an export message); a word for the log."""
+def run_job(job_id: str, context=None, builders: dict[str, Callable] | None = None) -> str:
+    """Run one export job to its end (the worker, for an export message); a word for the log.
+    `builders`: makers of the job kinds other modules own, by asset (the worker passes
+    backup's: `{BACKUP: backup.build_for_job}`), each `(task, job, report) -> key`."""
     remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else 900.0
     owner = uuid.uuid4().hex
     # The lease ends when this invocation must have ended: a killed worker's message comes back
@@ -278,15 +283,14 @@ def run_job(job_id: str, context=None) -> str:
     if int(job.get("attempts", 1)) > MAX_ATTEMPTS:
         give_up(job)
         return "given up"
-    from .store import tasks
-
     task = tasks.get(int(job["project_id"]), job["task_id"])
     if task is None or tasks.is_hidden(task):
         finish(job, owner, error="Task not found")
         return "task gone"
     reporter = _Progress(job, owner)
     try:
-        key = _export(task, job, reporter)
+        build = (builders or {}).get(job["asset"], _export)
+        key = build(task, job, reporter)
     except ExportError as exc:
         finish(job, owner, error=str(exc))
         return "failed"
@@ -327,16 +331,6 @@ class _Progress:
 
 def _export(task: dict, job: dict, report) -> str:
     """Make the job's file in local scratch space, put it in S3, return its key."""
-    import os
-    import tempfile
-
-    from . import aws
-    from .config import settings
-
-    if job["asset"] == BACKUP:
-        from . import backup
-
-        return backup.build_for_job(task, job, report)
     source = source_key(task, job["asset"])
     if source is None:
         raise ExportError(NOT_GENERATED)

@@ -6,6 +6,7 @@ here; the routes (chalicelib/api/tasks.py) use the same functions.
 from __future__ import annotations
 
 from .models import PendingAction, StatusCode, TaskOut
+from .nodes import display_name, rerun_from
 from .store import nodes as node_store
 
 
@@ -20,8 +21,6 @@ def nodes_of(items: list[dict]) -> dict[int, dict]:
 
 
 def task_out(task: dict, nodes: dict[int, dict]) -> dict:
-    from .nodes import display_name, rerun_from
-
     node = nodes.get(task.get("processing_node"))
     if task.get("copying"):  # a duplicate whose files are being copied: shown as WebODM shows an import
         task = {**task, "status": int(StatusCode.RUNNING), "pending_action": int(PendingAction.IMPORT),

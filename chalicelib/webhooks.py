@@ -48,13 +48,17 @@ import time
 from datetime import datetime, timezone
 from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, BeforeValidator, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, StringConstraints, ValidationError, field_validator
 
-from . import netguard, queue
+from . import netguard, permissions, queue
+from .access import MAX_ID
 from .config import settings
 from .errors import InvalidInput, NotFound, PermissionDenied, drf_errors
 from .models import Request, StatusCode, utcnow
+from .store import projects, tasks, users
 from .store import webhooks as store
+from .store.dynamo import transact
+from .taskview import task_json
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +178,6 @@ def check_url(url: str) -> None:
 
 
 def _validate(model, fields: dict):
-    from pydantic import ValidationError
-
     try:
         return model.model_validate(fields)
     except ValidationError as exc:
@@ -185,9 +187,6 @@ def _validate(model, fields: dict):
 def _check_project(user: dict, project_id: int | None) -> None:
     if project_id is None:
         return
-    from . import permissions
-    from .access import MAX_ID
-
     try:
         if not 1 <= project_id <= MAX_ID:
             raise NotFound()
@@ -336,8 +335,6 @@ def _messages(event: str, task: dict, hooks: list[dict] | None) -> Pending:
     hooks = [hook for hook in hooks if event in hook.get("events", ())][:MAX_HOOKS_PER_USER * 4]
     if not hooks:
         return NONE
-    from .taskview import task_json
-
     now = time.time()
     data = task_json(task)
     ops, jobs = [], []
@@ -356,9 +353,6 @@ def project_hooks(project_id: int) -> list[dict]:
     """The active hooks that hear of this project's tasks, whatever the event: its owner's,
     and the project's own while their user may view it (1 GetItem + 2 Queries, + 1 GetItem
     per hook of a user the project is shared with)."""
-    from . import permissions
-    from .store import projects, users
-
     project = projects.get(project_id, include_deleting=True)
     found = store.in_scope(store.project_scope(project_id))
     if project is not None:
@@ -380,9 +374,6 @@ def write_change(update: tuple[str, dict], before: dict, after: dict, ops: tuple
     the update alone when there are none), then send their jobs: an event is recorded with
     its change or not at all, so a function killed after the write loses no event.
     ConditionFailed when the task changed since `before` was read."""
-    from .store import tasks
-    from .store.dynamo import transact
-
     events = for_change(before, after)
     every = (*ops, *events.ops)
     transact(update, *every) if every else tasks.write(update)

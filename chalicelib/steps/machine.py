@@ -28,8 +28,8 @@ import time
 import uuid as uuid_lib
 from typing import Callable
 
+from .. import backup, duplicate, exports, queue, webhooks
 from .. import nodes as node_service
-from .. import queue
 from ..config import settings
 from ..models import PendingAction
 from ..store import tasks
@@ -143,13 +143,11 @@ def handle_message(body: str, context=None) -> str:
     message = queue.parse(body)  # a poisoned message raises: SQS retries it, then the DLQ
     if isinstance(message, queue.JobMessage):
         if message.kind == "duplicate":
-            from ..duplicate import run_job
+            result = duplicate.run_job(message.job, context)
         elif message.kind == "webhook":
-            from ..webhooks import run_job
-        else:
-            from ..exports import run_job  # an export (WebODM's Celery task) or a backup
-
-        result = run_job(message.job, context)
+            result = webhooks.run_job(message.job, context)
+        else:  # an export (WebODM's Celery task) or a backup, which chalicelib/backup.py makes
+            result = exports.run_job(message.job, context, builders={exports.BACKUP: backup.build_for_job})
         log.info("%s job %s: %s", message.kind, message.job, result,
                  extra={"fact": {"job": message.job, "kind": message.kind, "outcome": result}})
         return result
