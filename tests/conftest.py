@@ -83,6 +83,26 @@ def aws_env(request):
         yield env
 
 
+@pytest.fixture
+def settings_env(monkeypatch):
+    """Environment variables for one test, read afresh: `settings_env(NAME="value", ...)` sets
+    them and clears the settings cache; `settings_env.undo()` (and the test's end) restores."""
+    from chalicelib import config
+
+    def set_env(**values):
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        config.reset()
+
+    def undo():
+        monkeypatch.undo()
+        config.reset()
+
+    set_env.undo = undo
+    yield set_env
+    undo()
+
+
 @contextlib.contextmanager
 def moto_server_environment(endpoint: str):
     """Empty the moto server, point this process's clients at it, create the tables."""

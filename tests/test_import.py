@@ -312,11 +312,8 @@ def test_url_import_of_a_crs_without_epsg_code_gets_its_wkt(api, alice, project,
 # ------------------------------------------------------------------ SSRF
 
 @pytest.fixture
-def private_refused(monkeypatch):
-    monkeypatch.setenv("ALOFT_IMPORT_ALLOW_PRIVATE", "0")
-    config.reset()
-    yield
-    config.reset()
+def private_refused(settings_env):
+    settings_env(ALOFT_IMPORT_ALLOW_PRIVATE="0")
 
 
 def test_url_imports_refuse_private_addresses(api, alice, project, serve, private_refused):
@@ -332,22 +329,16 @@ def test_url_imports_refuse_private_addresses(api, alice, project, serve, privat
     assert server.hits == {}  # not one request reached the loopback server
 
 
-def test_a_stage_other_than_local_refuses_private_by_default(monkeypatch):
-    monkeypatch.setenv("ALOFT_STAGE", "prod")
+def test_a_stage_other_than_local_refuses_private_by_default(monkeypatch, settings_env):
     monkeypatch.delenv("ALOFT_IMPORT_ALLOW_PRIVATE", raising=False)
-    config.reset()
-    try:
-        assert config.settings().import_allow_private is False
-        monkeypatch.setenv("ALOFT_IMPORT_ALLOW_PRIVATE", "1")
-        config.reset()
-        assert config.settings().import_allow_private is True
-        monkeypatch.setenv("ALOFT_IMPORT_ALLOW_PRIVATE", "maybe")
-        config.reset()
-        with pytest.raises(config.ConfigError):
-            config.settings()
-    finally:
-        monkeypatch.undo()
-        config.reset()
+    settings_env(ALOFT_STAGE="prod")
+    assert config.settings().import_allow_private is False
+    settings_env(ALOFT_IMPORT_ALLOW_PRIVATE="1")
+    assert config.settings().import_allow_private is True
+    settings_env(ALOFT_IMPORT_ALLOW_PRIVATE="maybe")
+    with pytest.raises(config.ConfigError):
+        config.settings()
+    settings_env.undo()
     assert config.settings().import_allow_private is True  # the local stage (tests)
 
 

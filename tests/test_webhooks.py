@@ -83,24 +83,8 @@ def receiver():
 
 
 @pytest.fixture
-def private_refused(monkeypatch):
-    monkeypatch.setenv("ALOFT_WEBHOOK_ALLOW_PRIVATE", "0")
-    config.reset()
-    yield
-    config.reset()
-
-
-@pytest.fixture
-def env(monkeypatch):
-    """Settings for one test (the settings cache cleared before and after)."""
-    def set_env(**values):
-        for name, value in values.items():
-            monkeypatch.setenv(name, value)
-        config.reset()
-
-    yield set_env
-    monkeypatch.undo()
-    config.reset()
+def private_refused(settings_env):
+    settings_env(ALOFT_WEBHOOK_ALLOW_PRIVATE="0")
 
 
 def create(api, user, **body):
@@ -187,22 +171,16 @@ def test_ssrf_refusals_at_create(api, alice, receiver, private_refused):
     assert local.got == []
 
 
-def test_a_stage_other_than_local_refuses_private_targets_by_default(monkeypatch):
-    monkeypatch.setenv("ALOFT_STAGE", "prod")
-    monkeypatch.setenv("ALOFT_JWT_SECRET", "x" * 32)
+def test_a_stage_other_than_local_refuses_private_targets_by_default(monkeypatch, settings_env):
     monkeypatch.delenv("ALOFT_WEBHOOK_ALLOW_PRIVATE", raising=False)
-    config.reset()
-    try:
-        assert config.settings().webhook_allow_private is False
-        assert config.settings().webhook_retry_seconds == (5, 300, 1800, 7200, 18000, 36000)
-        assert config.settings().webhook_disable_seconds == 86400
-        monkeypatch.setenv("ALOFT_WEBHOOK_RETRY_SECONDS", "1,x")
-        config.reset()
-        with pytest.raises(config.ConfigError):
-            config.settings()
-    finally:
-        monkeypatch.undo()
-        config.reset()
+    settings_env(ALOFT_STAGE="prod", ALOFT_JWT_SECRET="x" * 32)
+    assert config.settings().webhook_allow_private is False
+    assert config.settings().webhook_retry_seconds == (5, 300, 1800, 7200, 18000, 36000)
+    assert config.settings().webhook_disable_seconds == 86400
+    settings_env(ALOFT_WEBHOOK_RETRY_SECONDS="1,x")
+    with pytest.raises(config.ConfigError):
+        config.settings()
+    settings_env.undo()
     assert config.settings().webhook_allow_private is True  # the local stage (tests)
 
 
@@ -271,7 +249,7 @@ def test_a_redelivered_job_message_sends_the_attempt_once(api, admin, alice, fak
     assert len(good.got) == 1
 
 
-def test_delivery_rechecks_the_address(api, admin, alice, fake_node, receiver, env):
+def test_delivery_rechecks_the_address(api, admin, alice, fake_node, receiver, settings_env):
     """Hooks made while private targets were allowed are refused at delivery once they are not:
     nothing reaches the loopback receiver, and each attempt says why."""
     register_node(api, admin, fake_node)
@@ -284,7 +262,7 @@ def test_delivery_rechecks_the_address(api, admin, alice, fake_node, receiver, e
             f"https://localhost:{port}/hook": "is not a public address"}
     hooks = {url: create(api, alice, url=url, events=["task.completed"]).json for url in urls}
     assert all("id" in h for h in hooks.values()), hooks  # allowed: the local stage
-    env(ALOFT_WEBHOOK_ALLOW_PRIVATE="0")
+    settings_env(ALOFT_WEBHOOK_ALLOW_PRIVATE="0")
     _run_task(api, alice, project, fake_node)
     api.work()
     assert local.got == []
@@ -406,12 +384,12 @@ def test_a_deleted_users_hooks_go_with_them(api, admin, bob, receiver):
     assert api.get(HOOKS + f"?user={bob['id']}", token=admin["token"]).json == []
 
 
-def test_a_retry_later_than_sqs_can_delay_waits_for_the_schedule(api, admin, alice, fake_node, receiver, env):
+def test_a_retry_later_than_sqs_can_delay_waits_for_the_schedule(api, admin, alice, fake_node, receiver, settings_env):
     """Past SQS's 900 s: no job message, only `due_at` in the sparse index, which the minute
     schedule queries; the same query resends an attempt whose job message was lost."""
     from chalicelib.store import webhooks as hook_store
 
-    env(ALOFT_WEBHOOK_RETRY_SECONDS="3600,1")
+    settings_env(ALOFT_WEBHOOK_RETRY_SECONDS="3600,1")
     register_node(api, admin, fake_node)
     project = new_project(api, alice)
     target = receiver(status=503)
