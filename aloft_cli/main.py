@@ -46,6 +46,14 @@ def emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def show(items: list[dict], as_json: bool, headers: list[str], row) -> None:
+    """A list command's answer: the items as JSON (`--json`), or a table of `row(item)`s."""
+    if as_json:
+        emit_json(items)
+    else:
+        table(headers, [row(item) for item in items])
+
+
 def table(headers: list[str], rows: list[list]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -122,11 +130,8 @@ def projects(ctx, as_json):
 @click.pass_obj
 def projects_list(session, as_json):
     """List the projects you can see."""
-    items = session.client().projects()
-    if as_json:
-        return emit_json(items)
-    table(["ID", "NAME", "TASKS", "CREATED"],
-          [[p["id"], p["name"], len(p.get("tasks") or []), (p.get("created_at") or "")[:19]] for p in items])
+    show(session.client().projects(), as_json, ["ID", "NAME", "TASKS", "CREATED"],
+         lambda p: [p["id"], p["name"], len(p.get("tasks") or []), (p.get("created_at") or "")[:19]])
 
 
 @projects.command("create")
@@ -166,12 +171,9 @@ def tasks(session, project, as_json):
     found = client.find_project(project)
     if found is None:
         raise UsageError(f"no project {project!r}")
-    items = client.tasks(found["id"])
-    if as_json:
-        return emit_json(items)
-    table(["TASK", "NAME", "STATUS", "PROGRESS", "IMAGES", "CREATED"],
-          [[f"{t['project']}/{t['id']}", t.get("name"), _status_text(t), f"{_progress(t):.0f}%",
-            t.get("images_count"), (t.get("created_at") or "")[:19]] for t in items])
+    show(client.tasks(found["id"]), as_json, ["TASK", "NAME", "STATUS", "PROGRESS", "IMAGES", "CREATED"],
+         lambda t: [f"{t['project']}/{t['id']}", t.get("name"), _status_text(t), f"{_progress(t):.0f}%",
+                    t.get("images_count"), (t.get("created_at") or "")[:19]])
 
 
 @cli.command()
@@ -179,13 +181,10 @@ def tasks(session, project, as_json):
 @click.pass_obj
 def nodes(session, as_json):
     """List the processing nodes."""
-    items = session.client().nodes()
-    if as_json:
-        return emit_json(items)
-    table(["ID", "NODE", "ONLINE", "QUEUE", "ENGINE", "LABEL"],
-          [[n["id"], f"{n['hostname']}:{n['port']}", "yes" if n.get("online") else "no",
-            n.get("queue_count"), f"{n.get('engine') or ''} {n.get('engine_version') or ''}".strip(),
-            n.get("label")] for n in items])
+    show(session.client().nodes(), as_json, ["ID", "NODE", "ONLINE", "QUEUE", "ENGINE", "LABEL"],
+         lambda n: [n["id"], f"{n['hostname']}:{n['port']}", "yes" if n.get("online") else "no",
+                    n.get("queue_count"), f"{n.get('engine') or ''} {n.get('engine_version') or ''}".strip(),
+                    n.get("label")])
 
 
 # ---------------------------------------------------------------------------------- process

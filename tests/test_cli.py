@@ -320,6 +320,14 @@ def test_json_output_and_exit_codes(stack, node, config, tmp_path):
     assert json.loads(aloft(config, "tasks", "Scripts", "--json").stdout) == []
     nodes = json.loads(aloft(config, "nodes", "--json").stdout)
     assert [(n["hostname"], n["port"]) for n in nodes] == [(node.hostname, node.port)]
+    # without --json: tables on stdout, one row per item
+    projects_table = aloft(config, "projects").stdout.splitlines()
+    assert projects_table[0].split() == ["ID", "NAME", "TASKS", "CREATED"]
+    assert any(line.split()[:3] == [str(project["id"]), "Scripts", "0"] for line in projects_table[1:])
+    nodes_table = aloft(config, "nodes").stdout.splitlines()
+    assert nodes_table[0].split()[:2] == ["ID", "NODE"] and f"{node.hostname}:{node.port}" in nodes_table[1]
+    assert aloft(config, "tasks", "Scripts").stdout.split() == ["TASK", "NAME", "STATUS", "PROGRESS", "IMAGES",
+                                                               "CREATED"]
     assert aloft(config, "tasks", "No such project").returncode == 2
     assert aloft(config, "status", "00000000-0000-4000-8000-000000000000").returncode == 2
 
