@@ -267,15 +267,17 @@ def actions(admin: Api, images: list[Path], node: str) -> None:
     on_node = f"http://{node}/task/{running['uuid']}/info"
     admin("POST", one + "cancel/")
     canceled = admin.wait(one, lambda t: t["status"] == 50 and t["pending_action"] is None, 60)
-    check(canceled["status"] == 50 and requests.get(on_node).json().get("status", {}).get("code") == 50,
-          f"canceled: Aloft {canceled['status']}, node {requests.get(on_node).json().get('status')}")
+    node_says = requests.get(on_node).json()
+    check(canceled["status"] == 50 and node_says.get("status", {}).get("code") == 50,
+          f"canceled: Aloft {canceled['status']}, node {node_says.get('status')}")
     admin("POST", one + "restart/")
     done = admin.wait(one, lambda t: t["status"] == 40 and t["pending_action"] is None)
     check(done["status"] == 40, f"restarted: status {done['status']}, {len(done['available_assets'])} assets")
     admin("POST", one + "remove/")
     time.sleep(3)
-    check(admin("GET", one).status_code == 404 and "error" in requests.get(on_node).json(),
-          f"removed from Aloft and from the node: {requests.get(on_node).json()}")
+    node_says = requests.get(on_node).json()
+    check(admin("GET", one).status_code == 404 and "error" in node_says,
+          f"removed from Aloft and from the node: {node_says}")
 
 
 def main() -> int:
